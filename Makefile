@@ -1,0 +1,32 @@
+# anomaly: unsupervised anomaly detection inside PostgreSQL (PGXS build)
+
+EXTENSION = anomaly
+EXTVERSION = 0.1.0
+
+MODULE_big = anomaly
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/kinds/*.c))
+HEADERS = $(wildcard src/*.h)
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+# Regression tests: inputs in sql/, expected output in expected/ (the install
+# script shares sql/, so the list is explicit).
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)%.sql,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+TAP_TESTS = 1
+PROVE_TESTS = $(wildcard test/t/*.pl)
+PROVE_FLAGS = -I ./test/perl
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK += -lopenblas -lm
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@

@@ -1,0 +1,155 @@
+/*
+ * anomaly.c
+ *	  Module entry point: settings, BLAS threading, the kind registry and
+ *	  small JSON helpers shared by the other files.
+ *
+ * OpenBLAS starts a thread pool sized to the machine when it is loaded.  A
+ * backend is one of many processes on the server, so BLAS threads would only
+ * oversubscribe the cores (and a threaded BLAS inside a forked process can
+ * hang): _PG_init pins OpenBLAS to anomaly.blas_threads threads, 1 by
+ * default.  Parallelism comes from PostgreSQL's parallel query instead.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "anomaly.h"
+#include "funcapi.h"
+#include "kinds.h"
+#include "model.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+
+PG_MODULE_MAGIC;
+
+extern void openblas_set_num_threads(int num_threads);
+
+char	   *anomaly_default_model = NULL;
+static int	anomaly_blas_threads = 1;
+
+/* the registry: one line per kind in kinds.h */
+#define ANOMALY_KIND_REF(sym) &sym,
+static const AnomalyKind *const anomaly_kinds_table[] = {
+	ANOMALY_KINDS(ANOMALY_KIND_REF)
+};
+
+static void
+AssignBlasThreads(int newval, void *extra)
+{
+	openblas_set_num_threads(newval);
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	openblas_set_num_threads(1);
+
+	DefineCustomStringVariable("anomaly.model",
+							   "Model used by anomaly_score(features) when no model is named.",
+							   NULL,
+							   &anomaly_default_model,
+							   NULL,
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("anomaly.blas_threads",
+							"Threads OpenBLAS may use inside one backend.",
+							"Keep 1 unless the server has idle cores; parallel query is the usual way to use them.",
+							&anomaly_blas_threads,
+							1, 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, AssignBlasThreads, NULL);
+
+	MarkGUCPrefixReserved("anomaly");
+
+	AnomalyModelCacheInit();
+}
+
+/*
+ * Kind registry lookups.
+ */
+const AnomalyKind *
+AnomalyFindKind(const char *name, bool missing_ok)
+{
+	StringInfoData list;
+
+	for (int i = 0; i < lengthof(anomaly_kinds_table); i++)
+		if (strcmp(anomaly_kinds_table[i]->name, name) == 0)
+			return anomaly_kinds_table[i];
+	if (missing_ok)
+		return NULL;
+
+	initStringInfo(&list);
+	for (int i = 0; i < lengthof(anomaly_kinds_table); i++)
+		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "", anomaly_kinds_table[i]->name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown anomaly detector kind \"%s\"", name),
+			 errhint("Valid kinds are: %s.", list.data)));
+	return NULL;				/* keep compiler quiet */
+}
+
+int
+AnomalyKindCount(void)
+{
+	return lengthof(anomaly_kinds_table);
+}
+
+const AnomalyKind *
+AnomalyKindAt(int i)
+{
+	return anomaly_kinds_table[i];
+}
+
+/*
+ * anomaly_kinds() returns setof (kind, description)
+ */
+PG_FUNCTION_INFO_V1(anomaly_kinds);
+Datum
+anomaly_kinds(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < lengthof(anomaly_kinds_table); i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(anomaly_kinds_table[i]->name);
+		values[1] = CStringGetTextDatum(anomaly_kinds_table[i]->description);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Append a JSON number; non-finite values become null (JSON has no NaN).
+ */
+void
+AnomalyJsonNumber(StringInfo buf, double v)
+{
+	if (isnan(v) || isinf(v))
+		appendStringInfoString(buf, "null");
+	else
+		appendStringInfoString(buf, float8out_internal(v));
+}
+
+/*
+ * Start a member "key": of a JSON object being built in buf (members only,
+ * braces are the caller's), adding the separating comma when needed.
+ */
+void
+AnomalyJsonMember(StringInfo buf, const char *key)
+{
+	if (buf->len > 0 && buf->data[buf->len - 1] != '{' && buf->data[buf->len - 1] != '[')
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+}

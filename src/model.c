@@ -1,0 +1,363 @@
+/*
+ * model.c
+ *	  The per-backend model cache, the per-query scoring handle, and input
+ *	  validation on the scoring path.
+ *
+ * Cache.  Decoded models are kept in a list in CacheMemoryContext, each in
+ * its own memory context.  Scoring must not read the catalog per row, yet a
+ * model retrained or dropped in any session must take effect in every
+ * session's next query after commit.  Writes to ordinary tables send no cache
+ * invalidation by themselves, so statement triggers on anomaly_models and
+ * anomaly_weights (anomaly_invalidate below) register a relcache invalidation
+ * of the table; PostgreSQL delivers it to every backend at commit (and to this
+ * backend at the next command, or on abort to undo).  Our relcache callback
+ * then marks every cached model stale and bumps a generation counter.  A new
+ * transaction always processes pending invalidations before it runs, so the
+ * next query reloads.
+ *
+ * Loads read with the latest snapshot (catalog.c), so a reload that follows
+ * an invalidation sees the commit that sent it.  In parallel mode a backend
+ * must use the query's snapshot; a model loaded that way is kept only until
+ * the end of the transaction.
+ *
+ * Handle.  Each scoring function keeps an AnomalyHandle in fn_extra (query
+ * lifetime): the model it resolved, the generation it was valid for, and
+ * scratch buffers.  The per-row fast path is: compare the model name with the
+ * handle's, compare the generation, validate and standardize the input into
+ * the handle's buffer, and call the kind.  Stale models are freed only when a
+ * handle asks for the model again, and every handle checks the generation
+ * before touching its model pointer, so a freed model is never used.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "model.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+
+typedef struct CachedModel
+{
+	AnomalyModel *model;		/* NULL when not loaded */
+	char	   *name;
+	bool		valid;
+	bool		xact_only;		/* loaded with the query snapshot: drop at xact end */
+} CachedModel;
+
+static List *model_cache = NIL;	/* of CachedModel *, in CacheMemoryContext */
+static uint64 cache_generation = 1;
+
+static void
+InvalidateAll(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, model_cache)
+		((CachedModel *) lfirst(lc))->valid = false;
+	cache_generation++;
+}
+
+static void
+AnomalyRelcacheCallback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || AnomalyCatalogIsOurRelation(relid))
+	{
+		InvalidateAll();
+		AnomalyCatalogForgetRelations();
+	}
+}
+
+static void
+AnomalyXactCallback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, model_cache)
+	{
+		CachedModel *c = lfirst(lc);
+
+		if (c->xact_only && c->valid)
+		{
+			c->valid = false;
+			any = true;
+		}
+	}
+	if (any)
+		cache_generation++;
+}
+
+void
+AnomalyModelCacheInit(void)
+{
+	CacheRegisterRelcacheCallback(AnomalyRelcacheCallback, (Datum) 0);
+	RegisterXactCallback(AnomalyXactCallback, NULL);
+}
+
+/*
+ * anomaly_invalidate(): statement trigger on the catalog tables.
+ */
+PG_FUNCTION_INFO_V1(anomaly_invalidate);
+Datum
+anomaly_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("anomaly_invalidate() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Complete a model whose tensors are in place: scaler, kind state, workspace.
+ * Runs in the model's memory context.
+ */
+void
+AnomalyModelFinish(AnomalyModel *model)
+{
+	int			d = model->n_features;
+	float	   *center = AnomalyModelTensor1(model, "scaler.center", d);
+	float	   *scale = AnomalyModelTensor1(model, "scaler.scale", d);
+
+	model->center = center;
+	model->inv_scale = palloc(d * sizeof(float));
+	for (int i = 0; i < d; i++)
+	{
+		if (!(scale[i] > 0.0f))
+			AnomalyCorrupt(model, "scaler.scale[%d] is not positive", i + 1);
+		model->inv_scale[i] = 1.0f / scale[i];
+	}
+	model->kind->load(model);
+	model->workspace = model->kind->workspace ? model->kind->workspace(model) : 0;
+}
+
+/*
+ * Find (loading if needed) a model by name; ereport if it does not exist.
+ */
+static AnomalyModel *
+AnomalyModelLookup(FunctionCallInfo fcinfo, const char *name)
+{
+	CachedModel *entry = NULL;
+	ListCell   *lc;
+	Oid			nsp;
+	uint64		gen_before;
+	AnomalyModel *model;
+	MemoryContext oldcxt;
+
+	foreach(lc, model_cache)
+	{
+		CachedModel *c = lfirst(lc);
+
+		if (strcmp(c->name, name) == 0)
+		{
+			entry = c;
+			break;
+		}
+	}
+	if (entry != NULL && entry->valid && entry->model != NULL)
+		return entry->model;
+
+	if (entry != NULL && entry->model != NULL)
+	{
+		MemoryContextDelete(entry->model->mcxt);
+		entry->model = NULL;
+	}
+
+	nsp = AnomalyCatalogNamespace(fcinfo);
+	gen_before = cache_generation;
+	model = AnomalyCatalogLoad(nsp, name, true);
+	if (model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("anomaly model \"%s\" does not exist", name),
+				 errhint("Train it with anomaly_train('%s', query, kind), or list models with SELECT name FROM anomaly_models.", name)));
+
+	if (entry == NULL)
+	{
+		oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
+		entry = palloc0(sizeof(CachedModel));
+		entry->name = pstrdup(name);
+		model_cache = lappend(model_cache, entry);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	entry->model = model;
+	entry->xact_only = IsInParallelMode();
+	/* an invalidation that arrived while loading may postdate our snapshot */
+	entry->valid = (gen_before == cache_generation);
+	return model;
+}
+
+/*
+ * The handle of this call site for model "name", resolved and with buffers
+ * sized for the model.
+ */
+AnomalyHandle *
+AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
+{
+	AnomalyHandle *h = (AnomalyHandle *) fcinfo->flinfo->fn_extra;
+	MemoryContext fcxt = fcinfo->flinfo->fn_mcxt;
+	AnomalyModel *model;
+	uint64		gen;
+
+	if (h != NULL && h->generation == cache_generation &&
+		h->name_len == name_len && memcmp(h->name, name, name_len) == 0)
+		return h;				/* the per-row fast path */
+
+	if (h == NULL)
+	{
+		h = MemoryContextAllocZero(fcxt, sizeof(AnomalyHandle));
+		fcinfo->flinfo->fn_extra = h;
+	}
+	if (name_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty")));
+
+	gen = cache_generation;
+	model = AnomalyModelLookup(fcinfo, pnstrdup(name, name_len));
+
+	if (h->name == NULL || h->name_len < name_len)
+		h->name = MemoryContextAlloc(fcxt, name_len + 1);
+	memcpy(h->name, name, name_len);
+	h->name[name_len] = '\0';
+	h->name_len = name_len;
+	h->model = model;
+	h->generation = gen;
+	if (h->x_cap < (Size) model->n_features)
+	{
+		h->x = MemoryContextAlloc(fcxt, model->n_features * sizeof(float));
+		h->contrib = MemoryContextAlloc(fcxt, model->n_features * sizeof(double));
+		h->x_cap = model->n_features;
+	}
+	if (h->work_cap < Max(model->workspace, 1))
+	{
+		h->work = MemoryContextAllocHuge(fcxt, Max(model->workspace, 1) * sizeof(float));
+		h->work_cap = Max(model->workspace, 1);
+	}
+	return h;
+}
+
+AnomalyHandle *
+AnomalyGetHandleText(FunctionCallInfo fcinfo, text *name)
+{
+	return AnomalyGetHandle(fcinfo, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+}
+
+/*
+ * Reject NaN and infinities in n values.
+ */
+void
+AnomalyCheckFinite(const float *x, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (isnan(x[i]) || isinf(x[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("%s must be finite, but element %d is %s", what, i + 1,
+							isnan(x[i]) ? "NaN" : (x[i] > 0 ? "Infinity" : "-Infinity")),
+					 errhint("Replace missing or non-finite values before scoring, for example with COALESCE or a CASE expression.")));
+}
+
+/*
+ * Validate a features array (real[] or float8[]) against the handle's model
+ * and standardize it into h->x.
+ */
+const float *
+AnomalyReadInput(AnomalyHandle *h, ArrayType *a)
+{
+	AnomalyModel *model = h->model;
+	int			d = model->n_features;
+	int			n;
+	float	   *x = h->x;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("features must be a one-dimensional array, got %d dimensions", ARR_NDIM(a))));
+	n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+	if (n != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("model \"%s\" expects %d features, got %d", model->name, d, n)));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not contain NULL values"),
+				 errhint("Replace NULLs before scoring, for example with COALESCE(x, 0).")));
+
+	if (ARR_ELEMTYPE(a) == FLOAT4OID)
+	{
+		const float *v = (const float *) ARR_DATA_PTR(a);
+
+		for (int i = 0; i < d; i++)
+			x[i] = v[i];
+	}
+	else if (ARR_ELEMTYPE(a) == FLOAT8OID)
+	{
+		const double *v = (const double *) ARR_DATA_PTR(a);
+
+		for (int i = 0; i < d; i++)
+		{
+			if (fabs(v[i]) > FLT_MAX && !isinf(v[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("feature %d is out of range for type real", i + 1)));
+			x[i] = (float) v[i];
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features must be real[] or double precision[]")));
+
+	AnomalyCheckFinite(x, d, "features");
+	for (int i = 0; i < d; i++)
+		x[i] = (x[i] - model->center[i]) * model->inv_scale[i];
+	return x;
+}
+
+/*
+ * Score a standardized row with the handle's model.
+ */
+double
+AnomalyModelScore(AnomalyHandle *h, const float *x)
+{
+	double		s = h->model->kind->score(h->model, x, h->work);
+
+	/* a finite input can still overflow in a far-out row: report it as +inf */
+	if (isnan(s))
+		s = get_float8_infinity();
+	return s;
+}
+
+/*
+ * The training-score quantile at 1 - contamination, linear between the
+ * stored grid points.
+ */
+double
+AnomalyQuantileThreshold(const AnomalyModel *model, double contamination)
+{
+	double		pos = (1.0 - contamination) * (ANOMALY_N_QUANTILES - 1);
+	int			lo = (int) floor(pos);
+	double		frac = pos - lo;
+
+	if (lo >= ANOMALY_N_QUANTILES - 1)
+		return model->quantiles[ANOMALY_N_QUANTILES - 1];
+	if (lo < 0)
+		return model->quantiles[0];
+	return model->quantiles[lo] + frac * (model->quantiles[lo + 1] - model->quantiles[lo]);
+}

@@ -1,0 +1,296 @@
+/*
+ * options.c
+ *	  Training options: typed, range-checked reads from the user's jsonb.
+ *
+ * Every option a kind or the trainer reads goes through one of these
+ * functions, which (1) rejects a value of the wrong JSON type or out of range
+ * with SQLSTATE 22023 and a message naming the option, (2) records the key as
+ * known, and (3) appends the value actually used (given or default) to the
+ * "options as used" object stored with the model.  After all options are read,
+ * AnomalyOptCheckUnused() rejects any key nobody asked for, so a typo such as
+ * {"epoch": 10} is an error instead of a silently ignored setting.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "options.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/numeric.h"
+
+/*
+ * Start reading options from "in" (NULL means no options).
+ */
+void
+AnomalyOptionsInit(AnomalyOptions *opts, Jsonb *in)
+{
+	if (in != NULL && !JB_ROOT_IS_OBJECT(in))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object"),
+				 errhint("Pass options as '{\"epochs\": 50}'::jsonb.")));
+	opts->in = in;
+	opts->used = NIL;
+	initStringInfo(&opts->out);
+}
+
+/* Look up key; NULL if absent or JSON null. */
+static JsonbValue *
+OptFind(AnomalyOptions *opts, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (opts->in == NULL)
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&opts->in->root, JB_FOBJECT, &k);
+	if (v != NULL && v->type == jbvNull)
+		return NULL;
+	return v;
+}
+
+/* Remember that key is known and start its member in the used object. */
+static void
+OptUse(AnomalyOptions *opts, const char *key)
+{
+	opts->used = lappend(opts->used, pstrdup(key));
+	AnomalyJsonMember(&opts->out, key);
+}
+
+bool
+AnomalyOptGiven(AnomalyOptions *opts, const char *key)
+{
+	return OptFind(opts, key) != NULL;
+}
+
+/* A JSON number as double, or an error naming the option. */
+static double
+OptNumber(JsonbValue *v, const char *key, const char *what)
+{
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be %s", key, what)));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+											  NumericGetDatum(v->val.numeric)));
+}
+
+static int64
+OptInteger(JsonbValue *v, const char *key, int64 min, int64 max)
+{
+	double		d = OptNumber(v, key, "an integer");
+
+	if (d != floor(d) || isnan(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer", key)));
+	if (d < (double) min || d > (double) max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be between " INT64_FORMAT " and " INT64_FORMAT, key, min, max)));
+	return (int64) d;
+}
+
+int64
+AnomalyOptInt64(AnomalyOptions *opts, const char *key, int64 def, int64 min, int64 max)
+{
+	JsonbValue *v = OptFind(opts, key);
+	int64		r = v ? OptInteger(v, key, min, max) : def;
+
+	OptUse(opts, key);
+	appendStringInfo(&opts->out, INT64_FORMAT, r);
+	return r;
+}
+
+int
+AnomalyOptInt(AnomalyOptions *opts, const char *key, int def, int min, int max)
+{
+	return (int) AnomalyOptInt64(opts, key, def, min, max);
+}
+
+/*
+ * A real number in [min, max] (or (min, max] when min_exclusive).
+ */
+double
+AnomalyOptReal(AnomalyOptions *opts, const char *key, double def,
+			   double min, double max, bool min_exclusive)
+{
+	JsonbValue *v = OptFind(opts, key);
+	double		r = def;
+
+	if (v != NULL)
+	{
+		r = OptNumber(v, key, "a number");
+		if (isnan(r) || r > max || r < min || (min_exclusive && r == min))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be %s %g and at most %g",
+							key, min_exclusive ? "greater than" : "at least", min, max)));
+	}
+	OptUse(opts, key);
+	AnomalyJsonNumber(&opts->out, r);
+	return r;
+}
+
+bool
+AnomalyOptBool(AnomalyOptions *opts, const char *key, bool def)
+{
+	JsonbValue *v = OptFind(opts, key);
+	bool		r = def;
+
+	if (v != NULL)
+	{
+		if (v->type != jbvBool)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be true or false", key)));
+		r = v->val.boolean;
+	}
+	OptUse(opts, key);
+	appendStringInfoString(&opts->out, r ? "true" : "false");
+	return r;
+}
+
+/*
+ * One of a fixed list of strings; returns the entry of "allowed" (so callers
+ * may compare pointers or strcmp).
+ */
+const char *
+AnomalyOptEnum(AnomalyOptions *opts, const char *key, const char *def,
+			   const char *const *allowed)
+{
+	JsonbValue *v = OptFind(opts, key);
+	const char *r = def;
+
+	if (v != NULL)
+	{
+		char	   *s;
+		StringInfoData list;
+
+		if (v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be a string", key)));
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+		r = NULL;
+		initStringInfo(&list);
+		for (int i = 0; allowed[i] != NULL; i++)
+		{
+			if (strcmp(s, allowed[i]) == 0)
+				r = allowed[i];
+			appendStringInfo(&list, "%s\"%s\"", i > 0 ? ", " : "", allowed[i]);
+		}
+		if (r == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value \"%s\" for option \"%s\"", s, key),
+					 errhint("Valid values are %s.", list.data)));
+	}
+	OptUse(opts, key);
+	escape_json(&opts->out, r);
+	return r;
+}
+
+/*
+ * A JSON array of integers in [min, max], at most maxlen of them.  Returns the
+ * count, or -1 when the option is absent (the caller then picks a default and
+ * records it with AnomalyOptRecordIntList).  An empty array is allowed.
+ */
+int
+AnomalyOptIntList(AnomalyOptions *opts, const char *key, int *out, int maxlen,
+				  int min, int max)
+{
+	JsonbValue *v = OptFind(opts, key);
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	if (v == NULL)
+		return -1;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of integers", key),
+				 errhint("For example \"%s\": [16, 4, 16].", key)));
+
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvNumeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of integers", key)));
+		if (n >= maxlen)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" has more than %d elements", key, maxlen)));
+		out[n++] = (int) OptInteger(&elem, key, min, max);
+	}
+	AnomalyOptRecordIntList(opts, key, out, n);
+	return n;
+}
+
+/* Record an integer list (given or chosen) in the options as used. */
+void
+AnomalyOptRecordIntList(AnomalyOptions *opts, const char *key, const int *v, int n)
+{
+	OptUse(opts, key);
+	appendStringInfoChar(&opts->out, '[');
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&opts->out, "%s%d", i > 0 ? ", " : "", v[i]);
+	appendStringInfoChar(&opts->out, ']');
+}
+
+/*
+ * Reject keys that no reader asked for.
+ */
+void
+AnomalyOptCheckUnused(AnomalyOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (opts->in == NULL)
+		return;
+	it = JsonbIteratorInit(&opts->in->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		ListCell   *lc;
+		bool		found = false;
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		foreach(lc, opts->used)
+		{
+			if (strcmp((char *) lfirst(lc), key) == 0)
+				found = true;
+		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized option \"%s\"", key),
+					 errhint("The options this kind accepts are listed in the README's reference.")));
+	}
+}
+
+/* The options as used, as a jsonb object. */
+Jsonb *
+AnomalyOptionsUsed(AnomalyOptions *opts)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{%s}", opts->out.data);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}

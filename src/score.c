@@ -1,0 +1,173 @@
+/*
+ * score.c
+ *	  The scoring functions: anomaly_score, anomaly_is_anomaly, anomaly_explain.
+ *
+ * Each resolves its model through the handle in fn_extra (model.c), so the
+ * per-row cost is input validation, standardization and the kind's
+ * arithmetic; the catalog is read once per backend per model version.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "anomaly.h"
+#include "catalog/pg_type.h"
+#include "model.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+/* The model named by anomaly.model, or an error saying how to set it. */
+static const char *
+DefaultModelName(void)
+{
+	if (anomaly_default_model == NULL || anomaly_default_model[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no model given and anomaly.model is not set"),
+				 errhint("Name the model, as in anomaly_score('payments', features), or run SET anomaly.model = 'payments'.")));
+	return anomaly_default_model;
+}
+
+static void
+CheckContamination(double c)
+{
+	if (isnan(c) || c <= 0.0 || c >= 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("contamination must be greater than 0 and less than 1, got %g", c)));
+}
+
+/*
+ * anomaly_score(model text, features real[] | float8[]) returns float8
+ */
+PG_FUNCTION_INFO_V1(anomaly_score);
+Datum
+anomaly_score(PG_FUNCTION_ARGS)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+
+	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+}
+
+/*
+ * anomaly_score(features real[] | float8[]) returns float8, model from anomaly.model
+ */
+PG_FUNCTION_INFO_V1(anomaly_score_default);
+Datum
+anomaly_score_default(PG_FUNCTION_ARGS)
+{
+	const char *name = DefaultModelName();
+	AnomalyHandle *h = AnomalyGetHandle(fcinfo, name, strlen(name));
+	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(0));
+
+	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+}
+
+/*
+ * anomaly_is_anomaly(model text, features) returns boolean
+ */
+PG_FUNCTION_INFO_V1(anomaly_is_anomaly);
+Datum
+anomaly_is_anomaly(PG_FUNCTION_ARGS)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+
+	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
+}
+
+/*
+ * anomaly_is_anomaly(model text, features, contamination float8) returns boolean
+ *
+ * The threshold is the training-score quantile at 1 - contamination.
+ */
+PG_FUNCTION_INFO_V1(anomaly_is_anomaly_rate);
+Datum
+anomaly_is_anomaly_rate(PG_FUNCTION_ARGS)
+{
+	double		c = PG_GETARG_FLOAT8(2);
+	AnomalyHandle *h;
+	const float *x;
+
+	CheckContamination(c);
+	h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+	x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_BOOL(AnomalyModelScore(h, x) > AnomalyQuantileThreshold(h->model, c));
+}
+
+/* qsort_arg comparator: contributions descending, then feature order */
+static int
+CompareContrib(const void *a, const void *b, void *arg)
+{
+	const double *c = arg;
+	int			i = *(const int *) a;
+	int			j = *(const int *) b;
+
+	if (c[i] > c[j])
+		return -1;
+	if (c[i] < c[j])
+		return 1;
+	return i - j;
+}
+
+/*
+ * anomaly_explain(model text, features) returns jsonb
+ *
+ * {"score", "threshold", "is_anomaly", "features": [{"name", "value",
+ * "contribution"}...]} with features sorted by contribution, largest first.
+ */
+PG_FUNCTION_INFO_V1(anomaly_explain);
+Datum
+anomaly_explain(PG_FUNCTION_ARGS)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+	const float *x = AnomalyReadInput(h, a);
+	AnomalyModel *model = h->model;
+	int			d = model->n_features;
+	int		   *order = palloc(d * sizeof(int));
+	double		score;
+	StringInfoData buf;
+
+	score = model->kind->explain(model, x, h->work, h->contrib);
+	if (isnan(score))
+		score = get_float8_infinity();
+	for (int i = 0; i < d; i++)
+	{
+		if (isnan(h->contrib[i]) || h->contrib[i] < 0)
+			h->contrib[i] = isnan(h->contrib[i]) ? get_float8_infinity() : 0.0;
+		order[i] = i;
+	}
+	qsort_arg(order, d, sizeof(int), CompareContrib, h->contrib);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"score\": ");
+	AnomalyJsonNumber(&buf, score);
+	appendStringInfoString(&buf, ", \"threshold\": ");
+	AnomalyJsonNumber(&buf, model->threshold);
+	appendStringInfo(&buf, ", \"is_anomaly\": %s, \"features\": [",
+					 score > model->threshold ? "true" : "false");
+	for (int k = 0; k < d; k++)
+	{
+		int			i = order[k];
+		double		value;
+
+		/* the raw value as given */
+		if (ARR_ELEMTYPE(a) == FLOAT4OID)
+			value = ((const float *) ARR_DATA_PTR(a))[i];
+		else
+			value = ((const double *) ARR_DATA_PTR(a))[i];
+		appendStringInfoString(&buf, k > 0 ? ", {\"name\": " : "{\"name\": ");
+		escape_json(&buf, model->feature_names[i]);
+		appendStringInfoString(&buf, ", \"value\": ");
+		AnomalyJsonNumber(&buf, value);
+		appendStringInfoString(&buf, ", \"contribution\": ");
+		AnomalyJsonNumber(&buf, h->contrib[i]);
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfoString(&buf, "]}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}

@@ -1,0 +1,634 @@
+/*
+ * train.c
+ *	  anomaly_train(): read the training query, standardize, train a kind,
+ *	  set the threshold, and store the model; anomaly_drop().
+ *
+ * Reading.  The caller's query runs through an SPI cursor, fetched in
+ * batches of TRAIN_BATCH rows, so SPI never holds the whole result.  Rows go
+ * into one float matrix in a dedicated memory context; once max_rows rows are
+ * held, reservoir sampling (Vitter's algorithm R, seeded) keeps a uniform
+ * sample, so training memory is bounded by max_rows x features whatever the
+ * table's size.  The query yields either one numeric array column or several
+ * numeric/boolean columns, whose names become the feature names.
+ *
+ * Training.  Features are standardized with the training mean and standard
+ * deviation (population, like scikit-learn's StandardScaler); the scaler is
+ * stored as the tensors scaler.center and scaler.scale, so every kind works in
+ * the standardized space.  The kind trains, then the model is completed
+ * exactly as a loaded one would be (AnomalyModelFinish) and the training rows
+ * are scored through the same code that scores queries, so the stored
+ * threshold and quantiles are consistent with anomaly_score().
+ *
+ * Storing replaces the model in the caller's transaction (catalog.c): other
+ * sessions see the old model until commit, then the new one.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "model.h"
+#include "options.h"
+#include "parser/parse_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#define TRAIN_BATCH 1000
+
+/* How one result column becomes features */
+typedef enum ColumnKind
+{
+	COL_FLOAT4, COL_FLOAT8, COL_INT2, COL_INT4, COL_INT8, COL_NUMERIC, COL_BOOL
+} ColumnKind;
+
+typedef struct TrainReader
+{
+	const char *model;
+	bool		array_input;	/* one array column */
+	int			ncols;
+	ColumnKind *cols;			/* per column (or the array's element) */
+	int			d;				/* features, -1 until known */
+	char	  **names;
+	int64		max_rows;
+	int64		rows_seen;
+	int			n;				/* rows held */
+	int			cap;
+	float	   *X;
+	float	   *row;			/* one converted row */
+	MemoryContext rowcxt;		/* reset after each row */
+	pg_prng_state rng;
+	MemoryContext cxt;
+} TrainReader;
+
+static bool
+ClassifyType(Oid type, ColumnKind *kind)
+{
+	switch (getBaseType(type))
+	{
+		case FLOAT4OID:
+			*kind = COL_FLOAT4;
+			return true;
+		case FLOAT8OID:
+			*kind = COL_FLOAT8;
+			return true;
+		case INT2OID:
+			*kind = COL_INT2;
+			return true;
+		case INT4OID:
+			*kind = COL_INT4;
+			return true;
+		case INT8OID:
+			*kind = COL_INT8;
+			return true;
+		case NUMERICOID:
+			*kind = COL_NUMERIC;
+			return true;
+		case BOOLOID:
+			*kind = COL_BOOL;
+			return true;
+		default:
+			return false;
+	}
+}
+
+static double
+ConvertDatum(Datum v, ColumnKind kind)
+{
+	switch (kind)
+	{
+		case COL_FLOAT4:
+			return DatumGetFloat4(v);
+		case COL_FLOAT8:
+			return DatumGetFloat8(v);
+		case COL_INT2:
+			return DatumGetInt16(v);
+		case COL_INT4:
+			return DatumGetInt32(v);
+		case COL_INT8:
+			return (double) DatumGetInt64(v);
+		case COL_NUMERIC:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, v));
+		case COL_BOOL:
+			return DatumGetBool(v) ? 1.0 : 0.0;
+	}
+	return 0.0;
+}
+
+static void
+StoreValue(TrainReader *r, int j, double v)
+{
+	float		f = (float) v;
+
+	if (isnan(v) || isinf(v) || isinf(f))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training row " INT64_FORMAT " has a non-finite value in feature \"%s\"",
+						r->rows_seen + 1, r->names[j]),
+				 errhint("Filter or replace NaN and infinite values in the training query.")));
+	r->row[j] = f;
+}
+
+static void
+NullFeature(TrainReader *r, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("training row " INT64_FORMAT " has a NULL in feature \"%s\"", r->rows_seen + 1, name),
+			 errhint("Filter NULLs in the training query (WHERE ... IS NOT NULL) or replace them with COALESCE.")));
+}
+
+/*
+ * Inspect the result's columns (before the first row).
+ */
+static void
+ReaderInitColumns(TrainReader *r, TupleDesc desc)
+{
+	int			natts = 0;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			natts++;
+	if (natts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("training query returns no columns")));
+
+	r->ncols = desc->natts;
+	r->cols = palloc0(desc->natts * sizeof(ColumnKind));
+	r->d = -1;
+	if (natts == 1 && type_is_array(TupleDescAttr(desc, 0)->atttypid))
+	{
+		Oid			elem = get_element_type(getBaseType(TupleDescAttr(desc, 0)->atttypid));
+
+		r->array_input = true;
+		if (!ClassifyType(elem, &r->cols[0]) || r->cols[0] == COL_BOOL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("training query column \"%s\" is an array of %s",
+							NameStr(TupleDescAttr(desc, 0)->attname), format_type_be(elem)),
+					 errhint("Return an array of real, double precision, numeric or integer values.")));
+	}
+	else
+	{
+		r->array_input = false;
+		r->d = natts;
+		r->names = palloc(natts * sizeof(char *));
+		for (int i = 0, j = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped)
+				continue;
+			if (!ClassifyType(att->atttypid, &r->cols[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("training query column \"%s\" has type %s, which is not a number",
+								NameStr(att->attname), format_type_be(att->atttypid)),
+						 errhint("Return numeric or boolean columns, or one array column; cast or encode other types in the query.")));
+			r->names[j++] = pstrdup(NameStr(att->attname));
+		}
+		if (natts > ANOMALY_MAX_FEATURES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("training query returns %d columns, more than the limit of %d",
+							natts, ANOMALY_MAX_FEATURES)));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The dimension is known: allocate the row buffer and (for arrays) names. */
+static void
+ReaderSetDimension(TrainReader *r, int d)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+	r->d = d;
+	if (r->names == NULL)
+	{
+		r->names = palloc(d * sizeof(char *));
+		for (int j = 0; j < d; j++)
+			r->names[j] = psprintf("f%d", j + 1);
+	}
+	r->row = palloc(d * sizeof(float));
+	MemoryContextSwitchTo(old);
+}
+
+/* Convert one result row into r->row. */
+static void
+ReaderConvert(TrainReader *r, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	if (r->array_input)
+	{
+		Datum		v = SPI_getbinval(tup, desc, 1, &isnull);
+		ArrayType  *a;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("training row " INT64_FORMAT " has a NULL features array", r->rows_seen + 1),
+					 errhint("Filter NULL arrays in the training query.")));
+		a = DatumGetArrayTypeP(v);
+		if (ARR_NDIM(a) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("training row " INT64_FORMAT " has a %d-dimensional array; features must be one-dimensional",
+							r->rows_seen + 1, ARR_NDIM(a))));
+		get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+		deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign, &elems, &nulls, &n);
+		if (r->d < 0)
+		{
+			if (n == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+						 errmsg("training row 1 has an empty features array")));
+			if (n > ANOMALY_MAX_FEATURES)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("training rows have %d features, more than the limit of %d",
+								n, ANOMALY_MAX_FEATURES)));
+			ReaderSetDimension(r, n);
+		}
+		if (n != r->d)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("training row " INT64_FORMAT " has %d features, but the first row has %d",
+							r->rows_seen + 1, n, r->d)));
+		for (int j = 0; j < n; j++)
+		{
+			if (nulls[j])
+				NullFeature(r, r->names[j]);
+			StoreValue(r, j, ConvertDatum(elems[j], r->cols[0]));
+		}
+	}
+	else
+	{
+		if (r->row == NULL)
+			ReaderSetDimension(r, r->d);
+		for (int i = 0, j = 0; i < desc->natts; i++)
+		{
+			Datum		v;
+
+			if (TupleDescAttr(desc, i)->attisdropped)
+				continue;
+			v = SPI_getbinval(tup, desc, i + 1, &isnull);
+			if (isnull)
+				NullFeature(r, r->names[j]);
+			StoreValue(r, j, ConvertDatum(v, r->cols[i]));
+			j++;
+		}
+	}
+}
+
+/* Keep r->row: append below max_rows, else reservoir-replace. */
+static void
+ReaderKeep(TrainReader *r)
+{
+	int64		slot;
+
+	if (r->n < r->max_rows)
+	{
+		if (r->n == r->cap)
+		{
+			int64		newcap = Min(Max(1024, (int64) r->cap * 2), r->max_rows);
+
+			if ((Size) newcap * r->d * sizeof(float) > MaxAllocHugeSize)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("training data of " INT64_FORMAT " rows x %d features is too large", newcap, r->d),
+						 errhint("Lower the option max_rows.")));
+			if (r->X == NULL)
+				r->X = MemoryContextAllocHuge(r->cxt, (Size) newcap * r->d * sizeof(float));
+			else
+				r->X = repalloc_huge(r->X, (Size) newcap * r->d * sizeof(float));
+			r->cap = (int) newcap;
+		}
+		slot = r->n++;
+	}
+	else
+	{
+		slot = (int64) pg_prng_uint64_range(&r->rng, 0, r->rows_seen);
+		if (slot >= r->max_rows)
+			slot = -1;
+	}
+	if (slot >= 0)
+		memcpy(r->X + slot * r->d, r->row, r->d * sizeof(float));
+	r->rows_seen++;
+}
+
+static void
+TrainQueryErrorContext(void *arg)
+{
+	errcontext("training query of anomaly model \"%s\"", (const char *) arg);
+}
+
+/* Sort comparator for doubles */
+static int
+CompareDouble(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Quantile p of sorted values v[0..n-1], linear interpolation (numpy's default). */
+static double
+SortedQuantile(const double *v, int n, double p)
+{
+	double		pos = p * (n - 1);
+	int			lo = (int) floor(pos);
+
+	if (lo >= n - 1)
+		return v[n - 1];
+	return v[lo] + (pos - lo) * (v[lo + 1] - v[lo]);
+}
+
+/*
+ * anomaly_train(model text, query text, kind text, options jsonb) returns jsonb
+ */
+PG_FUNCTION_INFO_V1(anomaly_train);
+Datum
+anomaly_train(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *query;
+	const AnomalyKind *kind;
+	AnomalyOptions opts;
+	double		contamination;
+	int64		seed;
+	bool		standardize;
+	void	   *kopts = NULL;
+	TrainReader r;
+	Oid			nsp;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	ErrorContextCallback errcb;
+	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext oldcxt;
+	AnomalyTrainData data;
+	AnomalyTrainResult result;
+	float	   *center;
+	float	   *scale;
+	int			constant = 0;
+	AnomalyModel model;
+	double	   *scores;
+	double		quantiles[ANOMALY_N_QUANTILES];
+	double		threshold;
+	AnomalyModelRow row;
+	StringInfoData summary;
+	long		secs;
+	int			usecs;
+	Jsonb	   *used;
+	Jsonb	   *metrics;
+	Datum		ret;
+
+	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be NULL or empty")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("training query must not be NULL")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kind must not be NULL"),
+				 errhint("Pass a kind such as 'autoencoder', or omit it for the default.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	kind = AnomalyFindKind(text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
+	nsp = AnomalyCatalogNamespace(fcinfo);
+
+	/* common options */
+	AnomalyOptionsInit(&opts, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	contamination = AnomalyOptReal(&opts, "contamination", 0.05, 0.0, 0.5, true);
+	seed = AnomalyOptInt64(&opts, "seed", ANOMALY_DEFAULT_SEED, 0, PG_INT64_MAX);
+	standardize = AnomalyOptBool(&opts, "standardize", true);
+
+	memset(&r, 0, sizeof(r));
+	r.model = name;
+	r.max_rows = AnomalyOptInt64(&opts, "max_rows", 100000, 2, 100000000);
+	r.cxt = AllocSetContextCreate(CurrentMemoryContext, "anomaly training", ALLOCSET_DEFAULT_SIZES);
+	r.rowcxt = AllocSetContextCreate(r.cxt, "anomaly training row", ALLOCSET_DEFAULT_SIZES);
+	pg_prng_seed(&r.rng, (uint64) seed);
+
+	/* run the query as the caller, in batches */
+	errcb.callback = TrainQueryErrorContext;
+	errcb.arg = name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+				 errmsg("training query must be a single query that returns rows"),
+				 errhint("Pass a SELECT (or a data-modifying statement with RETURNING).")));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, TRAIN_BATCH);
+		if (r.cols == NULL)
+			ReaderInitColumns(&r, SPI_tuptable->tupdesc);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext c = MemoryContextSwitchTo(r.rowcxt);
+
+			ReaderConvert(&r, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(c);
+			MemoryContextReset(r.rowcxt);
+			ReaderKeep(&r);
+		}
+		if (kopts == NULL && r.d > 0)
+		{
+			/* the dimension is known: read the kind's options, reject unknown ones */
+			error_context_stack = errcb.previous;
+			kopts = kind->parse_options(&opts, r.d);
+			AnomalyOptCheckUnused(&opts);
+			error_context_stack = &errcb;
+		}
+		if (SPI_processed == 0)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	error_context_stack = errcb.previous;
+
+	if (r.n < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("training query returned %s", r.n == 0 ? "no rows" : "only one row"),
+				 errhint("A model needs at least two training rows; check the query's WHERE clause.")));
+
+	/* the scaler */
+	oldcxt = MemoryContextSwitchTo(r.cxt);
+	center = palloc(r.d * sizeof(float));
+	scale = palloc(r.d * sizeof(float));
+	for (int j = 0; j < r.d; j++)
+	{
+		double		sum = 0.0;
+		double		ss = 0.0;
+		double		mean;
+		double		sd;
+
+		for (int i = 0; i < r.n; i++)
+			sum += r.X[(Size) i * r.d + j];
+		mean = sum / r.n;
+		for (int i = 0; i < r.n; i++)
+		{
+			double		dv = r.X[(Size) i * r.d + j] - mean;
+
+			ss += dv * dv;
+		}
+		sd = sqrt(ss / r.n);
+		if (!(sd > 1e-12 * Max(1.0, fabs(mean))))
+		{
+			constant++;
+			sd = 1.0;
+		}
+		center[j] = standardize ? (float) mean : 0.0f;
+		scale[j] = standardize ? (float) sd : 1.0f;
+	}
+	if (constant == r.d)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("every feature is constant in the training data"),
+				 errdetail("The query returned %d rows with no variation, so there is nothing to learn.", r.n)));
+	if (constant > 0)
+		ereport(WARNING,
+				(errmsg("%d of %d features are constant in the training data", constant, r.d),
+				 errdetail("A constant feature is not scaled; any other value in it makes a row anomalous."),
+				 errhint("Drop the column from the query if that is not wanted.")));
+	if (standardize)
+	{
+		for (Size k = 0; k < (Size) r.n * r.d; k++)
+		{
+			int			j = k % r.d;
+
+			r.X[k] = (r.X[k] - center[j]) / scale[j];
+		}
+	}
+
+	/* train */
+	memset(&result, 0, sizeof(result));
+	initStringInfo(&result.metrics);
+	data.n = r.n;
+	data.d = r.d;
+	data.X = r.X;
+	data.seed = (uint64) seed;
+	kind->train(&data, kopts, &result);
+	AnomalyTensorAdd1(&result, "scaler.center", r.d, center);
+	AnomalyTensorAdd1(&result, "scaler.scale", r.d, scale);
+
+	/* complete the model as a load would, and score the training rows with it */
+	memset(&model, 0, sizeof(model));
+	model.name = name;
+	model.kind = kind;
+	model.n_features = r.d;
+	model.feature_names = r.names;
+	model.tensors = result.tensors;
+	model.mcxt = r.cxt;
+	AnomalyModelFinish(&model);
+
+	scores = MemoryContextAllocHuge(r.cxt, (Size) r.n * sizeof(double));
+	if (kind->score_batch)
+		kind->score_batch(&model, r.n, r.X, scores);
+	else
+	{
+		float	   *work = MemoryContextAllocHuge(r.cxt, Max(model.workspace, 1) * sizeof(float));
+
+		for (int i = 0; i < r.n; i++)
+		{
+			scores[i] = kind->score(&model, r.X + (Size) i * r.d, work);
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+	}
+	for (int i = 0; i < r.n; i++)
+		if (isnan(scores[i]))
+			scores[i] = get_float8_infinity();
+	qsort(scores, r.n, sizeof(double), CompareDouble);
+	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
+		quantiles[q] = SortedQuantile(scores, r.n, (double) q / (ANOMALY_N_QUANTILES - 1));
+	threshold = SortedQuantile(scores, r.n, 1.0 - contamination);
+
+	/* summary and metrics */
+	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+	initStringInfo(&summary);
+	appendStringInfoString(&summary, "{");
+	AnomalyJsonMember(&summary, "model");
+	escape_json(&summary, name);
+	AnomalyJsonMember(&summary, "kind");
+	escape_json(&summary, kind->name);
+	appendStringInfo(&summary, ", \"rows\": %d, \"rows_read\": " INT64_FORMAT ", \"sampled\": %s, \"features\": %d",
+					 r.n, r.rows_seen, r.rows_seen > r.n ? "true" : "false", r.d);
+	appendStringInfoString(&summary, ", \"threshold\": ");
+	AnomalyJsonNumber(&summary, threshold);
+	appendStringInfoString(&summary, ", \"seconds\": ");
+	AnomalyJsonNumber(&summary, secs + usecs / 1e6);
+	if (result.metrics.len > 0)
+		appendStringInfo(&summary, ", %s", result.metrics.data);
+	appendStringInfoChar(&summary, '}');
+	MemoryContextSwitchTo(oldcxt);
+
+	used = AnomalyOptionsUsed(&opts);
+	metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(summary.data)));
+
+	row.name = name;
+	row.kind = kind->name;
+	row.n_features = r.d;
+	row.feature_names = r.names;
+	row.options = used;
+	row.threshold = threshold;
+	row.quantiles = quantiles;
+	row.metrics = metrics;
+	AnomalyCatalogStore(nsp, &row, result.tensors);
+
+	/* the returned summary also shows the options as used */
+	summary.data[--summary.len] = '\0'; /* drop the closing brace */
+	appendStringInfo(&summary, ", \"options\": %s}", JsonbToCString(NULL, &used->root, VARSIZE(used)));
+	ret = DirectFunctionCall1(jsonb_in, CStringGetDatum(summary.data));
+
+	MemoryContextDelete(r.cxt);
+	PG_RETURN_DATUM(ret);
+}
+
+/*
+ * anomaly_drop(model text) returns boolean
+ */
+PG_FUNCTION_INFO_V1(anomaly_drop);
+Datum
+anomaly_drop(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			nsp = AnomalyCatalogNamespace(fcinfo);
+
+	PG_RETURN_BOOL(AnomalyCatalogDrop(nsp, name));
+}
