@@ -101,3 +101,66 @@ CREATE FUNCTION @extschema@.anomaly_explain(model text, features float8[]) RETUR
     AS 'MODULE_PATHNAME', 'anomaly_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.anomaly_explain(text, real[]) IS 'score, threshold, verdict and per-feature contributions, largest first';
 COMMENT ON FUNCTION @extschema@.anomaly_explain(text, float8[]) IS 'score, threshold, verdict and per-feature contributions, largest first';
+
+-- Exact-match overloads so that ARRAY[...] of numeric, integer or bigint
+-- columns resolves without a cast (real[] and float8[] would be ambiguous).
+CREATE FUNCTION @extschema@.anomaly_score(model text, features numeric[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_score(features numeric[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score_default' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features numeric[]) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features numeric[], contamination float8) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly_rate' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_explain(model text, features numeric[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_score(text, numeric[]) IS 'anomaly score of a row under a model; higher is more anomalous';
+COMMENT ON FUNCTION @extschema@.anomaly_score(numeric[]) IS 'anomaly score under the model named by the setting anomaly.model';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, numeric[]) IS 'true when the score is above the model''s threshold';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, numeric[], float8) IS 'true when the score is above the training-score quantile 1 - contamination';
+COMMENT ON FUNCTION @extschema@.anomaly_explain(text, numeric[]) IS 'score, threshold, verdict and per-feature contributions, largest first';
+CREATE FUNCTION @extschema@.anomaly_score(model text, features int[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_score(features int[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score_default' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features int[]) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features int[], contamination float8) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly_rate' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_explain(model text, features int[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_score(text, int[]) IS 'anomaly score of a row under a model; higher is more anomalous';
+COMMENT ON FUNCTION @extschema@.anomaly_score(int[]) IS 'anomaly score under the model named by the setting anomaly.model';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, int[]) IS 'true when the score is above the model''s threshold';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, int[], float8) IS 'true when the score is above the training-score quantile 1 - contamination';
+COMMENT ON FUNCTION @extschema@.anomaly_explain(text, int[]) IS 'score, threshold, verdict and per-feature contributions, largest first';
+CREATE FUNCTION @extschema@.anomaly_score(model text, features bigint[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_score(features bigint[]) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score_default' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features bigint[]) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, features bigint[], contamination float8) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly_rate' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_explain(model text, features bigint[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_score(text, bigint[]) IS 'anomaly score of a row under a model; higher is more anomalous';
+COMMENT ON FUNCTION @extschema@.anomaly_score(bigint[]) IS 'anomaly score under the model named by the setting anomaly.model';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, bigint[]) IS 'true when the score is above the model''s threshold';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, bigint[], float8) IS 'true when the score is above the training-score quantile 1 - contamination';
+COMMENT ON FUNCTION @extschema@.anomaly_explain(text, bigint[]) IS 'score, threshold, verdict and per-feature contributions, largest first';
+
+--------------------------------------------------------------------------------
+-- Row input: the model's feature_names pick the fields of any composite value
+-- (SELECT anomaly_score('payments', p) FROM payments p)
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.anomaly_score(model text, "row" record) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_score_row' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_is_anomaly(model text, "row" record) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'anomaly_is_anomaly_row' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_explain(model text, "row" record) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_explain_row' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_score(text, record) IS 'anomaly score of a row whose fields are named like the model''s features';
+COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, record) IS 'true when the score of a row (fields named like the features) is above the threshold';
+COMMENT ON FUNCTION @extschema@.anomaly_explain(text, record) IS 'explanation of a row whose fields are named like the model''s features';

@@ -40,14 +40,43 @@ CheckContamination(double c)
 }
 
 /*
+ * Resolve the model named by argument 0 and read the features of argument 1,
+ * an array or (row) a composite value whose fields are picked by name.
+ */
+static AnomalyHandle *
+ReadArgs(FunctionCallInfo fcinfo, bool row, const float **x)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	if (row)
+		*x = AnomalyReadRow(h, PG_GETARG_HEAPTUPLEHEADER(1));
+	else
+		*x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	return h;
+}
+
+/*
  * anomaly_score(model text, features real[] | float8[]) returns float8
  */
 PG_FUNCTION_INFO_V1(anomaly_score);
 Datum
 anomaly_score(PG_FUNCTION_ARGS)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+}
+
+/*
+ * anomaly_score(model text, row record) returns float8
+ */
+PG_FUNCTION_INFO_V1(anomaly_score_row);
+Datum
+anomaly_score_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
 
 	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
 }
@@ -73,8 +102,21 @@ PG_FUNCTION_INFO_V1(anomaly_is_anomaly);
 Datum
 anomaly_is_anomaly(PG_FUNCTION_ARGS)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
+}
+
+/*
+ * anomaly_is_anomaly(model text, row record) returns boolean
+ */
+PG_FUNCTION_INFO_V1(anomaly_is_anomaly_row);
+Datum
+anomaly_is_anomaly_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
 
 	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
 }
@@ -93,8 +135,7 @@ anomaly_is_anomaly_rate(PG_FUNCTION_ARGS)
 	const float *x;
 
 	CheckContamination(c);
-	h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	h = ReadArgs(fcinfo, false, &x);
 	PG_RETURN_BOOL(AnomalyModelScore(h, x) > AnomalyQuantileThreshold(h->model, c));
 }
 
@@ -119,13 +160,9 @@ CompareContrib(const void *a, const void *b, void *arg)
  * {"score", "threshold", "is_anomaly", "features": [{"name", "value",
  * "contribution"}...]} with features sorted by contribution, largest first.
  */
-PG_FUNCTION_INFO_V1(anomaly_explain);
-Datum
-anomaly_explain(PG_FUNCTION_ARGS)
+static Datum
+Explain(AnomalyHandle *h, const float *x)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
-	const float *x = AnomalyReadInput(h, a);
 	AnomalyModel *model = h->model;
 	int			d = model->n_features;
 	int		   *order = palloc(d * sizeof(int));
@@ -153,21 +190,37 @@ anomaly_explain(PG_FUNCTION_ARGS)
 	for (int k = 0; k < d; k++)
 	{
 		int			i = order[k];
-		double		value;
-
-		/* the raw value as given */
-		if (ARR_ELEMTYPE(a) == FLOAT4OID)
-			value = ((const float *) ARR_DATA_PTR(a))[i];
-		else
-			value = ((const double *) ARR_DATA_PTR(a))[i];
 		appendStringInfoString(&buf, k > 0 ? ", {\"name\": " : "{\"name\": ");
 		escape_json(&buf, model->feature_names[i]);
 		appendStringInfoString(&buf, ", \"value\": ");
-		AnomalyJsonNumber(&buf, value);
+		AnomalyJsonNumber(&buf, h->raw[i]);
 		appendStringInfoString(&buf, ", \"contribution\": ");
 		AnomalyJsonNumber(&buf, h->contrib[i]);
 		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoString(&buf, "]}");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+PG_FUNCTION_INFO_V1(anomaly_explain);
+Datum
+anomaly_explain(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_DATUM(Explain(h, x));
+}
+
+/*
+ * anomaly_explain(model text, row record) returns jsonb
+ */
+PG_FUNCTION_INFO_V1(anomaly_explain_row);
+Datum
+anomaly_explain_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
+
+	PG_RETURN_DATUM(Explain(h, x));
 }

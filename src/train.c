@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "catalog.h"
 #include "catalog/pg_type.h"
+#include "convert.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -46,18 +47,12 @@
 
 #define TRAIN_BATCH 1000
 
-/* How one result column becomes features */
-typedef enum ColumnKind
-{
-	COL_FLOAT4, COL_FLOAT8, COL_INT2, COL_INT4, COL_INT8, COL_NUMERIC, COL_BOOL
-} ColumnKind;
-
 typedef struct TrainReader
 {
 	const char *model;
 	bool		array_input;	/* one array column */
 	int			ncols;
-	ColumnKind *cols;			/* per column (or the array's element) */
+	AnomalyColumnKind *cols;			/* per column (or the array's element) */
 	int			d;				/* features, -1 until known */
 	char	  **names;
 	int64		max_rows;
@@ -70,60 +65,6 @@ typedef struct TrainReader
 	pg_prng_state rng;
 	MemoryContext cxt;
 } TrainReader;
-
-static bool
-ClassifyType(Oid type, ColumnKind *kind)
-{
-	switch (getBaseType(type))
-	{
-		case FLOAT4OID:
-			*kind = COL_FLOAT4;
-			return true;
-		case FLOAT8OID:
-			*kind = COL_FLOAT8;
-			return true;
-		case INT2OID:
-			*kind = COL_INT2;
-			return true;
-		case INT4OID:
-			*kind = COL_INT4;
-			return true;
-		case INT8OID:
-			*kind = COL_INT8;
-			return true;
-		case NUMERICOID:
-			*kind = COL_NUMERIC;
-			return true;
-		case BOOLOID:
-			*kind = COL_BOOL;
-			return true;
-		default:
-			return false;
-	}
-}
-
-static double
-ConvertDatum(Datum v, ColumnKind kind)
-{
-	switch (kind)
-	{
-		case COL_FLOAT4:
-			return DatumGetFloat4(v);
-		case COL_FLOAT8:
-			return DatumGetFloat8(v);
-		case COL_INT2:
-			return DatumGetInt16(v);
-		case COL_INT4:
-			return DatumGetInt32(v);
-		case COL_INT8:
-			return (double) DatumGetInt64(v);
-		case COL_NUMERIC:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, v));
-		case COL_BOOL:
-			return DatumGetBool(v) ? 1.0 : 0.0;
-	}
-	return 0.0;
-}
 
 static void
 StoreValue(TrainReader *r, int j, double v)
@@ -166,14 +107,14 @@ ReaderInitColumns(TrainReader *r, TupleDesc desc)
 				 errmsg("training query returns no columns")));
 
 	r->ncols = desc->natts;
-	r->cols = palloc0(desc->natts * sizeof(ColumnKind));
+	r->cols = palloc0(desc->natts * sizeof(AnomalyColumnKind));
 	r->d = -1;
 	if (natts == 1 && type_is_array(TupleDescAttr(desc, 0)->atttypid))
 	{
 		Oid			elem = get_element_type(getBaseType(TupleDescAttr(desc, 0)->atttypid));
 
 		r->array_input = true;
-		if (!ClassifyType(elem, &r->cols[0]) || r->cols[0] == COL_BOOL)
+		if (!AnomalyClassifyType(elem, &r->cols[0]) || r->cols[0] == COL_BOOL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("training query column \"%s\" is an array of %s",
@@ -191,7 +132,7 @@ ReaderInitColumns(TrainReader *r, TupleDesc desc)
 
 			if (att->attisdropped)
 				continue;
-			if (!ClassifyType(att->atttypid, &r->cols[i]))
+			if (!AnomalyClassifyType(att->atttypid, &r->cols[i]))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("training query column \"%s\" has type %s, which is not a number",
@@ -277,7 +218,7 @@ ReaderConvert(TrainReader *r, HeapTuple tup, TupleDesc desc)
 		{
 			if (nulls[j])
 				NullFeature(r, r->names[j]);
-			StoreValue(r, j, ConvertDatum(elems[j], r->cols[0]));
+			StoreValue(r, j, AnomalyConvertDatum(elems[j], r->cols[0]));
 		}
 	}
 	else
@@ -293,7 +234,7 @@ ReaderConvert(TrainReader *r, HeapTuple tup, TupleDesc desc)
 			v = SPI_getbinval(tup, desc, i + 1, &isnull);
 			if (isnull)
 				NullFeature(r, r->names[j]);
-			StoreValue(r, j, ConvertDatum(v, r->cols[i]));
+			StoreValue(r, j, AnomalyConvertDatum(v, r->cols[i]));
 			j++;
 		}
 	}
