@@ -34,6 +34,28 @@ COMMENT ON TABLE @extschema@.anomaly_weights IS 'tensors (weights and scaler sta
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.anomaly_models', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.anomaly_weights', '');
 
+-- Who may do what (see README "Security"): reading the tables (GRANT SELECT)
+-- is what scoring needs; writing them (GRANT INSERT, UPDATE, DELETE) is what
+-- training needs, and row-level security lets a role replace or drop only
+-- the models it owns (or whose owner role it has the privileges of).
+-- Superusers and the extension's owner bypass these policies.
+ALTER TABLE @extschema@.anomaly_models ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.anomaly_weights ENABLE ROW LEVEL SECURITY;
+CREATE POLICY anomaly_models_read ON @extschema@.anomaly_models FOR SELECT USING (true);
+CREATE POLICY anomaly_models_insert ON @extschema@.anomaly_models FOR INSERT
+    WITH CHECK (owner OPERATOR(pg_catalog.=) CURRENT_USER);
+CREATE POLICY anomaly_models_update ON @extschema@.anomaly_models FOR UPDATE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY anomaly_models_delete ON @extschema@.anomaly_models FOR DELETE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY anomaly_weights_read ON @extschema@.anomaly_weights FOR SELECT USING (true);
+CREATE POLICY anomaly_weights_write ON @extschema@.anomaly_weights FOR ALL
+    USING (EXISTS (SELECT 1 FROM @extschema@.anomaly_models m
+                   WHERE m.name OPERATOR(pg_catalog.=) model AND pg_catalog.pg_has_role(m.owner, 'USAGE')))
+    WITH CHECK (EXISTS (SELECT 1 FROM @extschema@.anomaly_models m
+                        WHERE m.name OPERATOR(pg_catalog.=) model AND pg_catalog.pg_has_role(m.owner, 'USAGE')));
+
 -- Any change to the catalog, made by the extension's functions or by hand,
 -- invalidates the decoded models cached in every backend at commit.
 CREATE FUNCTION @extschema@.anomaly_invalidate() RETURNS trigger

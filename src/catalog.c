@@ -29,6 +29,8 @@
 #include "fmgr.h"
 #include "model.h"
 #include "utils/array.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -60,6 +62,28 @@ AnomalyCatalogNamespace(FunctionCallInfo fcinfo)
 					 errhint("Reinstall the extension with DROP EXTENSION anomaly; CREATE EXTENSION anomaly;")));
 	}
 	return nsp;
+}
+
+/*
+ * Scoring needs SELECT on both catalog tables; training and dropping also
+ * need INSERT, UPDATE and DELETE.  Checked when a query first resolves a
+ * model (so a cached model is no way around the grants) and before training
+ * starts (so a missing grant fails before the work, not after).
+ */
+void
+AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write)
+{
+	Oid			user = GetUserId();
+	AclMode		mode = ACL_SELECT | (write ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE) : 0);
+
+	(void) AnomalyCatalogNamespace(fcinfo);		/* makes sure the relids are known */
+	if (pg_class_aclcheck(models_relid, user, mode) != ACLCHECK_OK ||
+		pg_class_aclcheck(weights_relid, user, mode) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s anomaly models", write ? "train or drop" : "read"),
+				 errhint("Ask an administrator to GRANT %s ON anomaly_models, anomaly_weights to your role.",
+						 write ? "SELECT, INSERT, UPDATE, DELETE" : "SELECT")));
 }
 
 bool
@@ -250,6 +274,56 @@ AnomalyCatalogLoad(Oid nsp, const char *name, bool latest)
 }
 
 /*
+ * Check that the current user may replace or drop model "name": it must not
+ * exist, or be owned by a role whose privileges the user has.  With lock, the
+ * model row is locked FOR UPDATE, serializing concurrent replacements.
+ * Returns whether the model exists.
+ */
+bool
+AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	int			ret;
+	bool		exists = false;
+
+	vals[0] = CStringGetTextDatum(name);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* read without a lock first: FOR UPDATE would hide others' rows under RLS */
+	ret = SPI_execute_with_args(psprintf("SELECT owner FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+										 QualifiedTable(nsp, "anomaly_models")),
+								1, types, vals, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading model owner failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Oid			ownerid = isnull ? InvalidOid : get_role_oid(NameStr(*DatumGetName(owner)), true);
+
+		exists = true;
+		if (!superuser() && (!OidIsValid(ownerid) || !has_privs_of_role(GetUserId(), ownerid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of anomaly model \"%s\"", name),
+					 errdetail("The model is owned by role \"%s\".", isnull ? "" : NameStr(*DatumGetName(owner))),
+					 errhint("Train under another name, or ask its owner to grant you their role.")));
+		if (lock)
+		{
+			ret = SPI_execute_with_args(psprintf("SELECT 1 FROM %s WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+												 QualifiedTable(nsp, "anomaly_models")),
+										1, types, vals, NULL, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "locking model failed: %s", SPI_result_code_string(ret));
+			exists = SPI_processed > 0;
+		}
+	}
+	SPI_finish();
+	return exists;
+}
+
+/*
  * Store (insert or replace) a model and its tensors.
  */
 void
@@ -282,6 +356,9 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 	mvals[5] = Float8GetDatum(row->threshold);
 	mvals[6] = PointerGetDatum(construct_array(q, ANOMALY_N_QUANTILES, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	mvals[7] = JsonbPGetDatum(row->metrics);
+
+	/* lock the existing row (if any) and check it is ours to replace */
+	AnomalyCatalogCheckOwner(nsp, row->name, true);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -354,6 +431,8 @@ AnomalyCatalogDrop(Oid nsp, const char *name)
 	int			ret;
 	bool		found;
 
+	if (!AnomalyCatalogCheckOwner(nsp, name, true))
+		return false;
 	vals[0] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -23,6 +23,8 @@ typedef struct AnomalyModelRow
 
 extern Oid	AnomalyCatalogNamespace(FunctionCallInfo fcinfo);
 extern bool AnomalyCatalogIsOurRelation(Oid relid);
+extern void AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write);
+extern bool AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock);
 extern void AnomalyCatalogForgetRelations(void);
 extern AnomalyModel *AnomalyCatalogLoad(Oid nsp, const char *name, bool latest);
 extern void AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors);

@@ -232,6 +232,7 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 
 	gen = cache_generation;
 	model = AnomalyModelLookup(fcinfo, pnstrdup(name, name_len));
+	AnomalyCatalogCheckAccess(fcinfo, false);
 
 	if (h->name == NULL || h->name_len < name_len)
 		h->name = MemoryContextAlloc(fcxt, name_len + 1);

@@ -360,6 +360,9 @@ anomaly_train(PG_FUNCTION_ARGS)
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	kind = AnomalyFindKind(text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
 	nsp = AnomalyCatalogNamespace(fcinfo);
+	/* fail before the work, not after: may we write this model? */
+	AnomalyCatalogCheckAccess(fcinfo, true);
+	AnomalyCatalogCheckOwner(nsp, name, false);
 
 	/* common options */
 	AnomalyOptionsInit(&opts, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
@@ -571,5 +574,6 @@ anomaly_drop(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Oid			nsp = AnomalyCatalogNamespace(fcinfo);
 
+	AnomalyCatalogCheckAccess(fcinfo, true);
 	PG_RETURN_BOOL(AnomalyCatalogDrop(nsp, name));
 }
