@@ -32,9 +32,7 @@ RESET ROLE;
 SELECT count(*) AS alice_weights_intact FROM anomaly_weights WHERE model = 'sec_alice' AND cardinality(data) > 1;
 
 -- a model owned by a team role can be replaced by the team's members
-ALTER TABLE anomaly_models DISABLE TRIGGER USER;  -- (owner change needs no cache invalidation test here)
 UPDATE anomaly_models SET owner = 'regress_anomaly_team' WHERE name = 'sec_alice';
-ALTER TABLE anomaly_models ENABLE TRIGGER USER;
 SET ROLE regress_anomaly_bob;
 SELECT anomaly_train('sec_alice', 'SELECT a, b FROM sec_data', 'zscore') ? 'threshold' AS team_member_retrained;
 SELECT anomaly_drop('sec_alice') AS team_member_dropped;
