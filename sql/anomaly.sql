@@ -380,7 +380,7 @@ BEGIN
     END IF;
     IF lag IS NOT NULL THEN
         v_range := v_range OPERATOR(pg_catalog.||) pg_catalog.format(
-            ' AND s.%I OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2', key_column);
+            ' AND s.%I OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)', key_column);
     END IF;
 
     -- the upper key M, from committed rows
