@@ -2,6 +2,10 @@
 -- to get stable output the test puts a schema with a fixed now() before
 -- pg_catalog in search_path, so that the same text runs at a known "now".
 SET TimeZone = 'UTC';
+-- (Model payments; its history, alerts and watermarks start empty.)
+DELETE FROM anomaly_training_runs WHERE model = 'payments';
+DELETE FROM anomaly_alerts WHERE model = 'payments';
+DELETE FROM anomaly_watermarks WHERE model = 'payments';
 CREATE TABLE payments (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     amount float8 NOT NULL,
@@ -108,6 +112,6 @@ RESET search_path;
 DROP SCHEMA fixed_clock CASCADE;
 DROP TABLE payments;
 SELECT anomaly_drop('payments');
-DELETE FROM anomaly_alerts;
-DELETE FROM anomaly_watermarks;
-DELETE FROM anomaly_training_runs;
+DELETE FROM anomaly_alerts WHERE model = 'payments';
+DELETE FROM anomaly_watermarks WHERE model = 'payments';
+DELETE FROM anomaly_training_runs WHERE model = 'payments';

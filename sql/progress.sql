@@ -29,5 +29,5 @@ SELECT * FROM anomaly_progress;
 SELECT count(*) FROM anomaly_progress();
 
 SELECT anomaly_drop('prog');
-DELETE FROM anomaly_training_runs;
+DELETE FROM anomaly_training_runs WHERE model = 'prog';
 DROP TABLE prog;
