@@ -186,3 +186,282 @@ CREATE FUNCTION @extschema@.anomaly_explain(model text, "row" record) RETURNS js
 COMMENT ON FUNCTION @extschema@.anomaly_score(text, record) IS 'anomaly score of a row whose fields are named like the model''s features';
 COMMENT ON FUNCTION @extschema@.anomaly_is_anomaly(text, record) IS 'true when the score of a row (fields named like the features) is above the threshold';
 COMMENT ON FUNCTION @extschema@.anomaly_explain(text, record) IS 'explanation of a row whose fields are named like the model''s features';
+
+--------------------------------------------------------------------------------
+-- Training history: one row per anomaly_train() run, written in the run's
+-- transaction.  Kept when the model is dropped (it is the record of what was
+-- deployed); a model created again under the same name continues the version
+-- numbers.  Delete old rows by hand if they are not wanted.
+--------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.anomaly_training_runs (
+    model             text NOT NULL,
+    version           int NOT NULL CHECK (version > 0),
+    kind              text NOT NULL,
+    trained_at        timestamptz NOT NULL DEFAULT now(),
+    trained_by        name NOT NULL DEFAULT current_user,
+    n_features        int NOT NULL,
+    feature_names     text[] NOT NULL,
+    rows              bigint NOT NULL,
+    seconds           float8 NOT NULL,
+    threshold         float8 NOT NULL,
+    options           jsonb NOT NULL DEFAULT '{}',
+    metrics           jsonb NOT NULL DEFAULT '{}',
+    score_percentiles float8[] NOT NULL CHECK (cardinality(score_percentiles) = 101),
+    PRIMARY KEY (model, version)
+);
+CREATE INDEX anomaly_training_runs_trained_at ON @extschema@.anomaly_training_runs (trained_at);
+
+COMMENT ON TABLE @extschema@.anomaly_training_runs IS
+    'one row per anomaly_train() run: version, threshold, metrics and training-score percentiles (score_percentiles[p + 1] is the p-th percentile)';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.anomaly_training_runs', '');
+
+--------------------------------------------------------------------------------
+-- Progress of running trainings (needs shared_preload_libraries = 'anomaly';
+-- otherwise empty, with a NOTICE)
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.anomaly_progress(
+    OUT pid int, OUT model text, OUT kind text, OUT phase text, OUT epoch int, OUT epochs int,
+    OUT rows bigint, OUT loss float8, OUT started_at timestamptz, OUT updated_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'anomaly_progress' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.anomaly_progress() IS 'running anomaly_train() calls, from shared memory (library preloaded)';
+
+CREATE VIEW @extschema@.anomaly_progress AS
+    SELECT p.pid, p.model, p.kind, p.phase, p.epoch, p.epochs, p.rows, p.loss, p.started_at,
+           pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at AS elapsed,
+           p.updated_at
+    FROM @extschema@.anomaly_progress() p;
+COMMENT ON VIEW @extschema@.anomaly_progress IS
+    'running trainings: model, kind, phase, epoch, rows and elapsed time (needs shared_preload_libraries = ''anomaly'')';
+
+--------------------------------------------------------------------------------
+-- Scheduled detection: anomaly_detect() scores the rows added to a table
+-- since its last run and records the anomalous ones as alerts.
+--------------------------------------------------------------------------------
+
+-- How far anomaly_detect() got, per model and source table.  last_key is the
+-- largest key scored, as jsonb (to_jsonb of the key column's value).
+CREATE TABLE @extschema@.anomaly_watermarks (
+    model        text NOT NULL,
+    source       regclass NOT NULL,
+    key_column   name NOT NULL,
+    last_key     jsonb,
+    last_run_at  timestamptz,
+    runs         bigint NOT NULL DEFAULT 0,
+    rows_scored  bigint NOT NULL DEFAULT 0,
+    alerts       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, source)
+);
+COMMENT ON TABLE @extschema@.anomaly_watermarks IS
+    'anomaly_detect() progress per (model, source): the largest key scored and running totals';
+
+-- Alerts written by anomaly_detect() when no alerts table is named.  A table
+-- of your own works too if it has these columns (others need defaults).
+CREATE TABLE @extschema@.anomaly_alerts (
+    model        text NOT NULL,
+    source       regclass NOT NULL,
+    key          text NOT NULL,
+    score        float8 NOT NULL,
+    threshold    float8 NOT NULL,
+    explanation  jsonb NOT NULL,
+    detected_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, source, key)
+);
+CREATE INDEX anomaly_alerts_detected_at ON @extschema@.anomaly_alerts (detected_at);
+COMMENT ON TABLE @extschema@.anomaly_alerts IS
+    'anomalous rows found by anomaly_detect(): key, score, threshold, explanation (anomaly_explain) and time';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.anomaly_watermarks', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.anomaly_alerts', '');
+
+CREATE FUNCTION @extschema@.anomaly_wait_for_writers(source regclass) RETURNS int
+    AS 'MODULE_PATHNAME', 'anomaly_wait_for_writers' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_wait_for_writers(regclass) IS
+    'wait for the transactions writing to a table now (RowExclusiveLock holders) to end; returns how many there were';
+
+-- anomaly_detect(model, source, key_column, ...): one detection run.
+--
+-- Which rows: those with key_column > the watermark of (model, source), up to
+-- an upper key M chosen from the committed rows (the max_rows-th key if
+-- max_rows is given, and no later than clock_timestamp() - lag for a time key
+-- if lag is given).  The run then waits for the transactions writing to the
+-- source at that moment (anomaly_wait_for_writers) and reads the rows up to M
+-- with a new snapshot, so a row whose key was drawn before M's row (identity
+-- or serial key with CACHE 1, or a clock_timestamp() default) is not missed
+-- even if its transaction commits late.  A key drawn long before the INSERT
+-- (now() as default is the transaction's start time; an id taken by an
+-- earlier statement) can be passed by the watermark before it commits; such
+-- rows are never scored: use a clock_timestamp() default or the lag argument.
+--
+-- Features: the model's feature names pick the source's columns (row input),
+-- or features is an SQL expression over the source's columns (alias s), such
+-- as 'ARRAY[amount, n_items]', evaluated as the caller.
+--
+-- Concurrency: the watermark row is locked FOR UPDATE for the whole run, so
+-- runs for the same (model, source) take turns and never score a row twice;
+-- the model row is locked FOR SHARE, so the model cannot be replaced during a
+-- run.  Must run at READ COMMITTED (each statement needs a new snapshot).
+CREATE FUNCTION @extschema@.anomaly_detect(
+    model text,
+    source regclass,
+    key_column name,
+    alerts regclass DEFAULT NULL,
+    features text DEFAULT NULL,
+    threshold float8 DEFAULT NULL,
+    max_rows bigint DEFAULT NULL,
+    lag interval DEFAULT NULL,
+    wait_for_writers boolean DEFAULT true,
+    OUT rows_scored bigint,
+    OUT alerts_written bigint,
+    OUT watermark jsonb)
+    RETURNS record
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $anomaly_detect$
+DECLARE
+    v_alerts    regclass := COALESCE(alerts, '@extschema@.anomaly_alerts'::regclass);
+    v_keytype   text;
+    v_keycat    "char";
+    v_keycol    name;
+    v_wm        jsonb;
+    v_upper     jsonb;
+    v_threshold float8;
+    v_feat      text;
+    v_range     text;
+BEGIN
+    IF model IS NULL OR source IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'model, source and key_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF max_rows IS NOT NULL AND max_rows OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1, got %', max_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'anomaly_detect must run at isolation level READ COMMITTED'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Rows committed during the run would be passed by the watermark without being scored.',
+                  HINT = 'Call it outside an explicit REPEATABLE READ or SERIALIZABLE transaction.';
+    END IF;
+
+    -- the key column and its type
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), t.typcategory
+      INTO v_keytype, v_keycat
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+     WHERE a.attrelid OPERATOR(pg_catalog.=) anomaly_detect.source
+       AND a.attname OPERATOR(pg_catalog.=) anomaly_detect.key_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF v_keytype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', key_column, source
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF lag IS NOT NULL AND v_keycat OPERATOR(pg_catalog.<>) 'D' THEN
+        RAISE EXCEPTION 'lag needs a date or timestamp key column, but "%" has type %', key_column, v_keytype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Pass lag => NULL for a numeric key.';
+    END IF;
+
+    -- the model's threshold; FOR SHARE keeps the model as it is until commit
+    SELECT m.threshold INTO v_threshold
+      FROM @extschema@.anomaly_models m
+     WHERE m.name OPERATOR(pg_catalog.=) anomaly_detect.model
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'anomaly model "%" does not exist', model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Train it first with anomaly_train().';
+    END IF;
+    v_threshold := COALESCE(threshold, v_threshold);
+
+    -- the watermark row, created on the first run, locked until commit: a
+    -- concurrent run for the same (model, source) waits here, then reads the
+    -- watermark this run leaves
+    INSERT INTO @extschema@.anomaly_watermarks AS w (model, source, key_column)
+    VALUES (anomaly_detect.model, anomaly_detect.source, anomaly_detect.key_column)
+    ON CONFLICT DO NOTHING;
+    SELECT w.last_key, w.key_column INTO v_wm, v_keycol
+      FROM @extschema@.anomaly_watermarks w
+     WHERE w.model OPERATOR(pg_catalog.=) anomaly_detect.model
+       AND w.source OPERATOR(pg_catalog.=) anomaly_detect.source
+       FOR UPDATE;
+    IF v_keycol OPERATOR(pg_catalog.<>) key_column THEN
+        RAISE EXCEPTION 'anomaly_detect for model "%" on % uses key column "%", not "%"', model, source, v_keycol, key_column
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Delete the row of anomaly_watermarks to start over with another key column.';
+    END IF;
+
+    -- the rows of this run: key > watermark (and <= now - lag)
+    v_range := pg_catalog.format('s.%I IS NOT NULL', key_column);
+    IF v_wm IS NOT NULL THEN
+        v_range := v_range OPERATOR(pg_catalog.||) pg_catalog.format(
+            ' AND s.%I OPERATOR(pg_catalog.>) ($1 OPERATOR(pg_catalog.#>>) ''{}''::text[])::%s',
+            key_column, v_keytype);
+    END IF;
+    IF lag IS NOT NULL THEN
+        v_range := v_range OPERATOR(pg_catalog.||) pg_catalog.format(
+            ' AND s.%I OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)', key_column);
+    END IF;
+
+    -- the upper key M, from committed rows
+    IF max_rows IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.to_jsonb(s.%1$I) FROM %2$s s WHERE %3$s ORDER BY s.%1$I DESC LIMIT 1',
+            key_column, source, v_range)
+            INTO v_upper USING v_wm, lag;
+    ELSE
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.to_jsonb(x.k) FROM (SELECT s.%1$I AS k FROM %2$s s WHERE %3$s ORDER BY s.%1$I LIMIT $3) x ORDER BY x.k DESC LIMIT 1',
+            key_column, source, v_range)
+            INTO v_upper USING v_wm, lag, max_rows;
+    END IF;
+
+    rows_scored := 0;
+    alerts_written := 0;
+    IF v_upper IS NOT NULL THEN
+        -- rows with a key <= M still being written are committed after this
+        IF wait_for_writers THEN
+            PERFORM @extschema@.anomaly_wait_for_writers(source);
+        END IF;
+
+        IF features IS NULL THEN
+            v_feat := 's';
+        ELSE
+            v_feat := '(' OPERATOR(pg_catalog.||) features OPERATOR(pg_catalog.||) ')';
+        END IF;
+        -- score every row once (OFFSET 0 keeps the subquery from being
+        -- flattened, which would evaluate the score twice); explain only the
+        -- anomalous ones; count both in the same statement
+        EXECUTE pg_catalog.format(
+            'WITH scored AS MATERIALIZED ('
+            '  SELECT x.k, x.score, x.score OPERATOR(pg_catalog.>) $4 AS hit,'
+            '         CASE WHEN x.score OPERATOR(pg_catalog.>) $4 THEN @extschema@.anomaly_explain($5, x.f) END AS explanation'
+            '  FROM (SELECT s.%1$I AS k, %4$s AS f, @extschema@.anomaly_score($5, %4$s) AS score'
+            '        FROM %2$s s WHERE %3$s AND s.%1$I OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.#>>) ''{}''::text[])::%5$s'
+            '        OFFSET 0) x),'
+            ' ins AS ('
+            '  INSERT INTO %6$s (model, source, key, score, threshold, explanation, detected_at)'
+            '  SELECT $5, $7, c.k, c.score, $4, c.explanation, pg_catalog.now() FROM scored c WHERE c.hit'
+            '  ON CONFLICT DO NOTHING RETURNING 1)'
+            ' SELECT (SELECT pg_catalog.count(*) FROM scored), (SELECT pg_catalog.count(*) FROM ins)',
+            key_column, source, v_range, v_feat, v_keytype, v_alerts)
+            INTO rows_scored, alerts_written
+            USING v_wm, lag, max_rows, v_threshold, model, v_upper, source;
+        v_wm := v_upper;
+    END IF;
+
+    UPDATE @extschema@.anomaly_watermarks w
+       SET last_key = v_wm,
+           last_run_at = pg_catalog.now(),
+           runs = w.runs OPERATOR(pg_catalog.+) 1,
+           rows_scored = w.rows_scored OPERATOR(pg_catalog.+) anomaly_detect.rows_scored,
+           alerts = w.alerts OPERATOR(pg_catalog.+) anomaly_detect.alerts_written
+     WHERE w.model OPERATOR(pg_catalog.=) anomaly_detect.model
+       AND w.source OPERATOR(pg_catalog.=) anomaly_detect.source;
+    watermark := v_wm;
+END
+$anomaly_detect$;
+COMMENT ON FUNCTION @extschema@.anomaly_detect(text, regclass, name, regclass, text, float8, bigint, interval, boolean) IS
+    'score the rows of source added since the last run (key_column above the watermark) and write the anomalous ones to alerts';

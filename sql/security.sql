@@ -8,6 +8,7 @@ CREATE ROLE regress_anomaly_team;
 GRANT regress_anomaly_team TO regress_anomaly_bob;
 GRANT SELECT, INSERT, UPDATE, DELETE ON anomaly_models, anomaly_weights
     TO regress_anomaly_alice, regress_anomaly_bob;
+GRANT SELECT, INSERT ON anomaly_training_runs TO regress_anomaly_alice, regress_anomaly_bob;
 
 CREATE TABLE sec_data AS SELECT i AS id, sin(i) AS a, cos(i) AS b FROM generate_series(1, 100) i;
 GRANT SELECT ON sec_data TO regress_anomaly_alice, regress_anomaly_bob, regress_anomaly_carol;
@@ -68,5 +69,5 @@ DROP SCHEMA regress_evil CASCADE;
 
 SELECT anomaly_drop('sec_bob');
 DROP TABLE sec_data;
-REVOKE ALL ON anomaly_models, anomaly_weights FROM regress_anomaly_alice, regress_anomaly_bob;
+REVOKE ALL ON anomaly_models, anomaly_weights, anomaly_training_runs FROM regress_anomaly_alice, regress_anomaly_bob;
 DROP ROLE regress_anomaly_alice, regress_anomaly_bob, regress_anomaly_carol, regress_anomaly_team;

@@ -16,7 +16,13 @@
  *
  * Storing upserts the model row first: its row lock serializes concurrent
  * trainings of the same name, and the weights are then deleted and inserted in
- * the same transaction.
+ * the same transaction.  The same transaction appends the run's summary to
+ * anomaly_training_runs with the next version number of that model name; the
+ * model row lock makes the max(version) + 1 safe against a concurrent
+ * training of the same name (the second waits for the first to commit, and
+ * its next statement sees the first's history row).  History is not tied to
+ * anomaly_models: it outlives anomaly_drop(), and a model created again under
+ * the same name continues its version numbers.
  */
 #include "postgres.h"
 
@@ -76,14 +82,18 @@ AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write)
 	Oid			user = GetUserId();
 	AclMode		mode = ACL_SELECT | (write ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE) : 0);
 
-	(void) AnomalyCatalogNamespace(fcinfo);		/* makes sure the relids are known */
+	Oid			nsp = AnomalyCatalogNamespace(fcinfo);	/* makes sure the relids are known */
+	Oid			runs = write ? get_relname_relid("anomaly_training_runs", nsp) : InvalidOid;
+
 	if (pg_class_aclcheck(models_relid, user, mode) != ACLCHECK_OK ||
-		pg_class_aclcheck(weights_relid, user, mode) != ACLCHECK_OK)
+		pg_class_aclcheck(weights_relid, user, mode) != ACLCHECK_OK ||
+		(OidIsValid(runs) && pg_class_aclcheck(runs, user, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s anomaly models", write ? "train or drop" : "read"),
-				 errhint("Ask an administrator to GRANT %s ON anomaly_models, anomaly_weights to your role.",
-						 write ? "SELECT, INSERT, UPDATE, DELETE" : "SELECT")));
+				 write ?
+				 errhint("Ask an administrator to GRANT SELECT, INSERT, UPDATE, DELETE ON anomaly_models, anomaly_weights and SELECT, INSERT ON anomaly_training_runs to your role.") :
+				 errhint("Ask an administrator to GRANT SELECT ON anomaly_models, anomaly_weights to your role.")));
 }
 
 bool
@@ -324,9 +334,49 @@ AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock)
 }
 
 /*
- * Store (insert or replace) a model and its tensors.
+ * Append a training run to anomaly_training_runs (inside the caller's SPI
+ * connection); mvals are the model row's values as AnomalyCatalogStore binds
+ * them.  The 1001 stored quantiles are summarized as 101 percentiles, so
+ * score_percentiles[p + 1] is the p-th percentile of the training scores.
+ * Returns the run's version number.
  */
-void
+static int
+StoreHistory(Oid nsp, const AnomalyModelRow *row, const Datum *mvals)
+{
+	char	   *runs = QualifiedTable(nsp, "anomaly_training_runs");
+	Oid			types[10] = {TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, JSONBOID, FLOAT8OID,
+	FLOAT8ARRAYOID, JSONBOID, INT8OID, FLOAT8OID};
+	Datum		vals[10];
+	Datum		pct[101];
+	bool		isnull;
+	int			ret;
+
+	for (int p = 0; p <= 100; p++)
+		pct[p] = Float8GetDatum(row->quantiles[p * (ANOMALY_N_QUANTILES - 1) / 100]);
+	memcpy(vals, mvals, 6 * sizeof(Datum));	/* name .. threshold */
+	vals[6] = PointerGetDatum(construct_array(pct, 101, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[7] = mvals[7];
+	vals[8] = Int64GetDatum(row->rows);
+	vals[9] = Float8GetDatum(row->seconds);
+
+	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (model, version, kind, n_features, feature_names, "
+										 "options, threshold, score_percentiles, metrics, rows, seconds, "
+										 "trained_at, trained_by) "
+										 "VALUES ($1, COALESCE((SELECT pg_catalog.max(r.version) FROM %s r "
+										 "WHERE r.model OPERATOR(pg_catalog.=) $1), 0) OPERATOR(pg_catalog.+) 1, "
+										 "$2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now(), CURRENT_USER) "
+										 "RETURNING version", runs, runs),
+								10, types, vals, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "recording the training run failed: %s", SPI_result_code_string(ret));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Store (insert or replace) a model and its tensors, and append the run to
+ * the training history.  Returns the run's version number.
+ */
+int
 AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 {
 	char	   *models = QualifiedTable(nsp, "anomaly_models");
@@ -340,6 +390,7 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 	SPIPlanPtr	plan;
 	ListCell   *lc;
 	int			ret;
+	int			version;
 
 	names = palloc(row->n_features * sizeof(Datum));
 	for (int i = 0; i < row->n_features; i++)
@@ -417,7 +468,10 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "storing tensor failed: %s", SPI_result_code_string(ret));
 	}
+
+	version = StoreHistory(nsp, row, mvals);
 	SPI_finish();
+	return version;
 }
 
 /*

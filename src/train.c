@@ -20,7 +20,14 @@
  * threshold and quantiles are consistent with anomaly_score().
  *
  * Storing replaces the model in the caller's transaction (catalog.c): other
- * sessions see the old model until commit, then the new one.
+ * sessions see the old model until commit, then the new one.  The same
+ * transaction appends the run to the training history (anomaly_training_runs).
+ *
+ * Progress.  The run reports its phases (reading, training, scoring,
+ * storing) through progress.c: NOTICE lines with the option verbose (DEBUG1
+ * otherwise), and the anomaly_progress view when the library is preloaded.
+ * Kinds report their epochs the same way.  The run's slot is released however
+ * anomaly_train() ends (PG_TRY in the SQL-callable wrapper).
  */
 #include "postgres.h"
 
@@ -35,6 +42,7 @@
 #include "miscadmin.h"
 #include "model.h"
 #include "options.h"
+#include "progress.h"
 #include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -305,11 +313,10 @@ SortedQuantile(const double *v, int n, double p)
 }
 
 /*
- * anomaly_train(model text, query text, kind text, options jsonb) returns jsonb
+ * The body of anomaly_train(); the wrapper below ends the progress report.
  */
-PG_FUNCTION_INFO_V1(anomaly_train);
-Datum
-anomaly_train(PG_FUNCTION_ARGS)
+static Datum
+TrainModel(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *query;
@@ -318,6 +325,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	double		contamination;
 	int64		seed;
 	bool		standardize;
+	bool		verbose;
 	void	   *kopts = NULL;
 	TrainReader r;
 	Oid			nsp;
@@ -342,6 +350,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	Jsonb	   *used;
 	Jsonb	   *metrics;
 	Datum		ret;
+	int			version;
 
 	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
 		ereport(ERROR,
@@ -369,6 +378,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	contamination = AnomalyOptReal(&opts, "contamination", 0.05, 0.0, 0.5, true);
 	seed = AnomalyOptInt64(&opts, "seed", ANOMALY_DEFAULT_SEED, 0, PG_INT64_MAX);
 	standardize = AnomalyOptBool(&opts, "standardize", true);
+	verbose = AnomalyOptFlag(&opts, "verbose", false);
 
 	memset(&r, 0, sizeof(r));
 	r.model = name;
@@ -376,6 +386,8 @@ anomaly_train(PG_FUNCTION_ARGS)
 	r.cxt = AllocSetContextCreate(CurrentMemoryContext, "anomaly training", ALLOCSET_DEFAULT_SIZES);
 	r.rowcxt = AllocSetContextCreate(r.cxt, "anomaly training row", ALLOCSET_DEFAULT_SIZES);
 	pg_prng_seed(&r.rng, (uint64) seed);
+
+	AnomalyProgressBegin(name, kind->name, verbose);
 
 	/* run the query as the caller, in batches */
 	errcb.callback = TrainQueryErrorContext;
@@ -419,6 +431,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 		if (SPI_processed == 0)
 			break;
 		SPI_freetuptable(SPI_tuptable);
+		AnomalyProgressRows(r.rows_seen);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
@@ -481,6 +494,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	}
 
 	/* train */
+	AnomalyProgress("training", 0, 0, r.n, get_float8_nan());
 	memset(&result, 0, sizeof(result));
 	initStringInfo(&result.metrics);
 	data.n = r.n;
@@ -501,6 +515,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	model.mcxt = r.cxt;
 	AnomalyModelFinish(&model);
 
+	AnomalyProgress("scoring", 0, 0, r.n, get_float8_nan());
 	scores = MemoryContextAllocHuge(r.cxt, (Size) r.n * sizeof(double));
 	if (kind->score_batch)
 		kind->score_batch(&model, r.n, r.X, scores);
@@ -553,15 +568,42 @@ anomaly_train(PG_FUNCTION_ARGS)
 	row.threshold = threshold;
 	row.quantiles = quantiles;
 	row.metrics = metrics;
-	AnomalyCatalogStore(nsp, &row, result.tensors);
+	row.rows = r.n;
+	row.seconds = secs + usecs / 1e6;
+	AnomalyProgress("storing", 0, 0, r.n, get_float8_nan());
+	version = AnomalyCatalogStore(nsp, &row, result.tensors);
 
-	/* the returned summary also shows the options as used */
+	/* the returned summary also shows the options as used and the version */
 	summary.data[--summary.len] = '\0'; /* drop the closing brace */
-	appendStringInfo(&summary, ", \"options\": %s}", JsonbToCString(NULL, &used->root, VARSIZE(used)));
+	appendStringInfo(&summary, ", \"options\": %s, \"version\": %d}",
+					 JsonbToCString(NULL, &used->root, VARSIZE(used)), version);
 	ret = DirectFunctionCall1(jsonb_in, CStringGetDatum(summary.data));
 
 	MemoryContextDelete(r.cxt);
 	PG_RETURN_DATUM(ret);
+}
+
+/*
+ * anomaly_train(model text, query text, kind text, options jsonb) returns jsonb
+ */
+PG_FUNCTION_INFO_V1(anomaly_train);
+Datum
+anomaly_train(PG_FUNCTION_ARGS)
+{
+	Datum		ret;
+
+	PG_TRY();
+	{
+		ret = TrainModel(fcinfo);
+	}
+	PG_CATCH();
+	{
+		AnomalyProgressEnd();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AnomalyProgressEnd();
+	return ret;
 }
 
 /*
