@@ -528,11 +528,19 @@ anomaly_train(PG_FUNCTION_ARGS)
 				 errhint("Drop the column from the query if that is not wanted.")));
 	if (standardize)
 	{
+		/*
+		 * Multiply by the reciprocal exactly as AnomalyReadInput does, so a
+		 * training row scores here bit for bit as anomaly_score() scores it.
+		 */
+		float	   *inv = palloc(r.d * sizeof(float));
+
+		for (int j = 0; j < r.d; j++)
+			inv[j] = 1.0f / scale[j];
 		for (Size k = 0; k < (Size) r.n * r.d; k++)
 		{
 			int			j = k % r.d;
 
-			r.X[k] = (r.X[k] - center[j]) / scale[j];
+			r.X[k] = (r.X[k] - center[j]) * inv[j];
 		}
 	}
 
