@@ -130,12 +130,18 @@ StoreValue(TrainReader *r, int j, double v)
 {
 	float		f = (float) v;
 
-	if (isnan(v) || isinf(v) || isinf(f))
+	if (isnan(v) || isinf(v))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("training row " INT64_FORMAT " has a non-finite value in feature \"%s\"",
 						r->rows_seen + 1, r->names[j]),
 				 errhint("Filter or replace NaN and infinite values in the training query.")));
+	if (isinf(f))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training row " INT64_FORMAT " has a value out of range for type real in feature \"%s\"",
+						r->rows_seen + 1, r->names[j]),
+				 errhint("Rescale the feature in the training query; models compute in single precision.")));
 	r->row[j] = f;
 }
 
