@@ -48,7 +48,7 @@ failed=0
 STAGE="regression tests"
 log "make installcheck: regression tests"
 if ! as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
-	make -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$SCRATCH/regress.out"; then
+	make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$SCRATCH/regress.out"; then
 	failed=1
 	if [ -f "$SRC/regression.diffs" ]; then
 		echo "----- regression.diffs -----"
@@ -67,18 +67,22 @@ if [ "$tap_count" -eq 0 ]; then
 	TAP_RESULT="no TAP tests found"
 	failed=1
 elif as_user env -u PGHOST -u PGPORT \
-	make -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee "$SCRATCH/tap.out"; then
+	make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee "$SCRATCH/tap.out"; then
 	:
 else
 	failed=1
-	for f in "$SRC"/tmp_check/log/regress_log_*; do
+	# the log of each failed test file (prove's summary names them)
+	for t in $(sed -n 's|^\(test/t/[^ ]*\.pl\) .*Wstat.*|\1|p' "$SCRATCH/tap.out"); do
+		f="$SRC/tmp_check/log/regress_log_$(basename "$t" .pl)"
 		[ -f "$f" ] || continue
-		echo "----- last lines of $(basename "$f") -----"
-		tail -n 40 "$f"
+		echo "----- last lines of $f -----"
+		tail -n 60 "$f"
+		echo "----- end of $(basename "$f") -----"
 	done
 fi
-TAP_RESULT=$(grep -E '^(Files=|Result:)' "$SCRATCH/tap.out" 2>/dev/null | sed 's/,  *[0-9]* wallclock.*//' | tr '\n' ' ' | sed 's/ *$//' || true)
-TAP_RESULT=${TAP_RESULT:-"did not run to completion"}
+files=$(sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\1 files, \2 tests/p' "$SCRATCH/tap.out" 2>/dev/null | tail -1)
+result=$(sed -n 's/^Result: //p' "$SCRATCH/tap.out" 2>/dev/null | tail -1)
+TAP_RESULT="${files:-?} ${result:-did not run to completion}"
 # prove must really have run every test/t/*.pl
 ran=$(grep -cE '^test/t/[0-9]+_[A-Za-z0-9_]+\.pl \.' "$SCRATCH/tap.out" 2>/dev/null || true)
 if [ "${ran:-0}" -ne "$tap_count" ]; then
