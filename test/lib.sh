@@ -66,7 +66,11 @@ install_deps() {
 
 # Create the scratch directory owned by the test user.
 make_scratch() {
-	SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/anomaly-$1.XXXXXX")
+	local base=${TMPDIR:-/tmp}
+
+	# as root, a TMPDIR under /root would be out of the postgres user's reach
+	[ "$(id -u)" -ne 0 ] || base=/tmp
+	SCRATCH=$(mktemp -d "$base/anomaly-$1.XXXXXX")
 	mkdir -p "$SCRATCH/src" "$SCRATCH/sock"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown -R "$RUN_USER" "$SCRATCH"
@@ -92,7 +96,12 @@ build_install() {
 	as_user make -C "$SCRATCH/src" -s PG_CONFIG="$PG_CONFIG" clean
 	as_user make -C "$SCRATCH/src" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
 	log "installing into $("$PG_CONFIG" --pkglibdir)"
-	make -C "$SCRATCH/src" -s PG_CONFIG="$PG_CONFIG" install
+	if ! make -C "$SCRATCH/src" -s PG_CONFIG="$PG_CONFIG" install; then
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "make install failed: run as root, or set PG_CONFIG to a PostgreSQL you can write to" >&2
+		fi
+		return 1
+	fi
 }
 
 # A TCP port nothing listens on (the socket itself lives in our own directory).
