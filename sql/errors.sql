@@ -107,10 +107,13 @@ SELECT anomaly_train('t', NULL, 'zscore');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT anomaly_train('t', 'SELECT a, b, c FROM e', NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- (terse: the hint lists the kinds of this build)
+\set VERBOSITY terse
 SELECT anomaly_train('t', 'SELECT a, b, c FROM e', 'no_such_kind');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT anomaly_train('t', 'SELECT a, b, c FROM e', 'ZSCORE');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
 SELECT anomaly_train('t', 'SELECT a, b, c FROM e', 'zscore', '{"robsut": true}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT anomaly_train('t', 'SELECT a, b, c FROM e', 'zscore', '{"epochs": 10}');
