@@ -19,7 +19,7 @@ TAP_RESULT="not run"
 finish() {
 	local rc=$?
 
-	cleanup || true
+	cleanup "$rc" || true
 	echo
 	if [ "$rc" -eq 0 ]; then
 		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT"

@@ -131,9 +131,10 @@ start_cluster() {
 }
 
 # Stop the cluster (if we started it) and remove the scratch directory
-# unless asked to keep it or the run failed.  Used from an EXIT trap.
+# unless asked to keep it or the run failed.  Used from an EXIT trap; the
+# exit status may be passed as $1 by a trap handler that ran commands first.
 cleanup() {
-	local rc=$?
+	local rc=${1:-$?}
 
 	if [ "$PG_STARTED" = 1 ]; then
 		as_user "$PG_BINDIR/pg_ctl" -D "$SCRATCH/data" -m fast -w stop >/dev/null 2>&1 || true
