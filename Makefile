@@ -17,7 +17,6 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 TAP_TESTS = 1
 PROVE_TESTS = $(wildcard test/t/*.pl)
-PROVE_FLAGS = -I ./test/perl
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -79,12 +79,18 @@ StoreValue(TrainReader *r, int j, double v)
 {
 	float		f = (float) v;
 
-	if (isnan(v) || isinf(v) || isinf(f))
+	if (isnan(v) || isinf(v))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("training row " INT64_FORMAT " has a non-finite value in feature \"%s\"",
 						r->rows_seen + 1, r->names[j]),
 				 errhint("Filter or replace NaN and infinite values in the training query.")));
+	if (isinf(f))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training row " INT64_FORMAT " has a value out of range for type real in feature \"%s\"",
+						r->rows_seen + 1, r->names[j]),
+				 errhint("Rescale the feature in the training query; models compute in single precision.")));
 	r->row[j] = f;
 }
 
@@ -485,11 +491,19 @@ TrainModel(PG_FUNCTION_ARGS)
 				 errhint("Drop the column from the query if that is not wanted.")));
 	if (standardize)
 	{
+		/*
+		 * Multiply by the reciprocal exactly as AnomalyReadInput does, so a
+		 * training row scores here bit for bit as anomaly_score() scores it.
+		 */
+		float	   *inv = palloc(r.d * sizeof(float));
+
+		for (int j = 0; j < r.d; j++)
+			inv[j] = 1.0f / scale[j];
 		for (Size k = 0; k < (Size) r.n * r.d; k++)
 		{
 			int			j = k % r.d;
 
-			r.X[k] = (r.X[k] - center[j]) / scale[j];
+			r.X[k] = (r.X[k] - center[j]) * inv[j];
 		}
 	}
 
