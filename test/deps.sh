@@ -14,6 +14,7 @@ PACKAGES=(
 	postgresql-server-dev-15    # PGXS, server headers, pg_regress, PostgreSQL::Test::Cluster
 	libopenblas-dev             # dense arithmetic (sgemm/sgemv)
 	libipc-run-perl             # TAP tests (PostgreSQL::Test::Cluster needs IPC::Run)
+	postgresql-15-cron          # TAP test of scheduled detection with pg_cron
 	python3                     # benchmark and evaluation scripts
 	python3-psycopg2
 	python3-numpy
