@@ -903,13 +903,22 @@ AnomalyPotFitSorted(const double *sorted_scores, int n, double risk, double leve
 		first--;
 	pk.x = sorted_scores + first;
 	pk.n = n - first;
+	if (pk.n < ANOMALY_POT_MIN_PEAKS && n >= ceil(ANOMALY_POT_MIN_PEAKS / (1.0 - level)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too few distinct scores above the initial threshold for a tail fit"),
+				 errdetail("%d of %d scores lie above the %g quantile; at least %d are needed.",
+						   pk.n, n, level, ANOMALY_POT_MIN_PEAKS),
+				 errhint("The highest scores are tied; a tail fit needs scores that vary.")));
 	if (pk.n < ANOMALY_POT_MIN_PEAKS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too few scores above the initial threshold for a tail fit"),
 				 errdetail("%d of %d scores lie above the %g quantile; at least %d are needed.",
 						   pk.n, n, level, ANOMALY_POT_MIN_PEAKS),
-				 errhint("Use more rows or a lower level (at least 10 peaks give a maximum likelihood fit).")));
+				 errhint("At level %g a tail fit needs about %.0f scores (%.0f for maximum likelihood); use more, or a lower level.",
+						 level, ceil(ANOMALY_POT_MIN_PEAKS / (1.0 - level)),
+						 ceil(ANOMALY_POT_MLE_MIN_PEAKS / (1.0 - level)))));
 
 	for (int i = 0; i < pk.n; i++)
 		sum += pk.x[i] - pk.t;

@@ -99,8 +99,21 @@ def pot(scores, risk, level):
     return t + sigma / gamma * (r ** (-gamma) - 1)
 
 
+# Small cases with ties, as the SQL test builds them (infinite scores are
+# written as +-1e300 here: scikit-learn rejects infinity, the ranking is the same)
+EDGE = {
+    "edge_same": ([1.0] * 5, [1, 0, 0, 1, 0]),
+    "edge_ties": ([0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.5, 0.5], [0, 1, 0, 1, 1, 0, 1, 0]),
+    "edge_inf": ([-1e300, 0, 1, 1e300, 1e300], [0, 1, 0, 1, 0]),
+    "edge_inverted": ([1, 2, 3, 4], [1, 1, 0, 0]),
+}
+
+
 def main():
     out = []
+    for name, (s, y) in EDGE.items():
+        out.append("    ('%s', 'roc', %r)" % (name, float(roc_auc_score(y, s))))
+        out.append("    ('%s', 'pr', %r)" % (name, float(average_precision_score(y, s))))
     for path in sorted(glob.glob("data/*.csv")):
         name = os.path.basename(path)[:-4]
         total, first, y = load(path)
