@@ -465,3 +465,187 @@ END
 $anomaly_detect$;
 COMMENT ON FUNCTION @extschema@.anomaly_detect(text, regclass, name, regclass, text, float8, bigint, interval, boolean) IS
     'score the rows of source added since the last run (key_column above the watermark) and write the anomalous ones to alerts';
+
+--------------------------------------------------------------------------------
+-- Evaluation and thresholds
+--
+-- Aggregates over scores (and labels, true = anomaly) that agree with
+-- scikit-learn, and thresholds picked from a score distribution.  All are
+-- parallel safe (combine, serialize and deserialize functions).  Rows with a
+-- NULL score, flag or label are skipped; the result is NULL when no row is
+-- left, and for ROC-AUC and average precision also when only one class is
+-- present (the measure is undefined; scikit-learn raises an error).  A NaN
+-- score is an error (SQLSTATE 22000); infinite scores rank as the largest or
+-- smallest, except in the POT fit, which rejects them.  The rank-based
+-- aggregates keep every score (8 bytes a row) and sort once at the end.
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.anomaly_metrics_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_metrics_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_metrics_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'anomaly_metrics_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_metrics_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_metrics_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_metrics_combine(internal, internal) IS 'support: merge two states of the score-collecting aggregates';
+COMMENT ON FUNCTION @extschema@.anomaly_metrics_serialize(internal) IS 'support: serialize a state of the score-collecting aggregates';
+COMMENT ON FUNCTION @extschema@.anomaly_metrics_deserialize(bytea, internal) IS 'support: deserialize a state of the score-collecting aggregates';
+
+CREATE FUNCTION @extschema@.anomaly_rank_accum(internal, float8, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_rank_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_roc_auc_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_roc_auc_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_pr_auc_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_pr_auc_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_rank_accum(internal, float8, boolean) IS 'support: collect a (score, label) pair';
+COMMENT ON FUNCTION @extschema@.anomaly_roc_auc_final(internal) IS 'support: ROC-AUC of the collected pairs';
+COMMENT ON FUNCTION @extschema@.anomaly_pr_auc_final(internal) IS 'support: average precision of the collected pairs';
+
+CREATE AGGREGATE @extschema@.anomaly_roc_auc(score float8, label boolean) (
+    SFUNC = @extschema@.anomaly_rank_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_roc_auc_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_roc_auc(float8, boolean) IS
+    'area under the ROC curve of score against label (true = anomaly), ties counted half as scikit-learn''s roc_auc_score; NULL unless both classes occur';
+
+CREATE AGGREGATE @extschema@.anomaly_pr_auc(score float8, label boolean) (
+    SFUNC = @extschema@.anomaly_rank_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_pr_auc_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_pr_auc(float8, boolean) IS
+    'average precision (area under the precision-recall curve) of score against label, as scikit-learn''s average_precision_score; NULL unless both classes occur';
+
+CREATE FUNCTION @extschema@.anomaly_precision_at_k_accum(internal, float8, boolean, int) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_precision_at_k_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_precision_at_k_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_precision_at_k_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_precision_at_k_accum(internal, float8, boolean, int) IS 'support: collect a (score, label) pair and k';
+COMMENT ON FUNCTION @extschema@.anomaly_precision_at_k_final(internal) IS 'support: precision among the k highest collected scores';
+
+CREATE AGGREGATE @extschema@.anomaly_precision_at_k(score float8, label boolean, k int) (
+    SFUNC = @extschema@.anomaly_precision_at_k_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_precision_at_k_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_precision_at_k(float8, boolean, int) IS
+    'fraction of anomalies among the k highest scores (all rows when fewer); a tied group at place k counts in proportion; k constant, at least 1';
+
+CREATE FUNCTION @extschema@.anomaly_confusion_accum(bigint[], boolean, boolean) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'anomaly_confusion_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_confusion_combine(bigint[], bigint[]) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'anomaly_confusion_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_confusion_final(bigint[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_confusion_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_confusion_accum(bigint[], boolean, boolean) IS 'support: count a (flag, label) pair into {tp, fp, tn, fn}';
+COMMENT ON FUNCTION @extschema@.anomaly_confusion_combine(bigint[], bigint[]) IS 'support: add two confusion count states';
+COMMENT ON FUNCTION @extschema@.anomaly_confusion_final(bigint[]) IS 'support: confusion counts and rates as jsonb';
+
+CREATE AGGREGATE @extschema@.anomaly_confusion(flag boolean, label boolean) (
+    SFUNC = @extschema@.anomaly_confusion_accum,
+    STYPE = bigint[],
+    INITCOND = '{0,0,0,0}',
+    FINALFUNC = @extschema@.anomaly_confusion_final,
+    COMBINEFUNC = @extschema@.anomaly_confusion_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_confusion(boolean, boolean) IS
+    'confusion counts of flag against label: {"tp","fp","tn","fn","precision","recall","f1","accuracy"}; a rate with a zero denominator is 0 as in scikit-learn';
+
+CREATE FUNCTION @extschema@.anomaly_threshold_accum(internal, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_threshold_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_threshold_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_threshold_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_threshold_accum(internal, float8, float8) IS 'support: collect a score and the contamination';
+COMMENT ON FUNCTION @extschema@.anomaly_threshold_final(internal) IS 'support: the 1 - contamination quantile of the collected scores';
+
+CREATE AGGREGATE @extschema@.anomaly_threshold(score float8, contamination float8) (
+    SFUNC = @extschema@.anomaly_threshold_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_threshold_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_threshold(float8, float8) IS
+    'the score above which the fraction contamination (constant, 0 to 1) of the scores lies: their 1 - contamination quantile, interpolated linearly as in training';
+
+-- Peaks over threshold (SPOT, Siffer et al. 2017): a generalized Pareto tail
+-- fitted above the level quantile gives the score exceeded with probability
+-- risk.  It needs at least 3 scores above the level quantile (an error
+-- otherwise), uses maximum likelihood from 10 on and the method of moments
+-- below.  Aggregates take no defaults, hence three arities.
+CREATE FUNCTION @extschema@.anomaly_pot_accum(internal, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_pot_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_pot_accum(internal, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_pot_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_pot_accum(internal, float8, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'anomaly_pot_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_pot_threshold_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'anomaly_pot_threshold_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.anomaly_pot_fit_final(internal) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_pot_fit_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_pot_accum(internal, float8) IS 'support: collect a score (risk 1e-4, level 0.98)';
+COMMENT ON FUNCTION @extschema@.anomaly_pot_accum(internal, float8, float8) IS 'support: collect a score and the risk (level 0.98)';
+COMMENT ON FUNCTION @extschema@.anomaly_pot_accum(internal, float8, float8, float8) IS 'support: collect a score, the risk and the level';
+COMMENT ON FUNCTION @extschema@.anomaly_pot_threshold_final(internal) IS 'support: POT threshold of the collected scores';
+COMMENT ON FUNCTION @extschema@.anomaly_pot_fit_final(internal) IS 'support: POT threshold and tail fit of the collected scores';
+
+CREATE AGGREGATE @extschema@.anomaly_pot_threshold(score float8) (
+    SFUNC = @extschema@.anomaly_pot_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_pot_threshold_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.anomaly_pot_threshold(score float8, risk float8) (
+    SFUNC = @extschema@.anomaly_pot_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_pot_threshold_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.anomaly_pot_threshold(score float8, risk float8, level float8) (
+    SFUNC = @extschema@.anomaly_pot_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_pot_threshold_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_pot_threshold(float8) IS
+    'automatic threshold by peaks over threshold (SPOT): the score exceeded with probability 1e-4, from a generalized Pareto tail fitted above the 0.98 quantile';
+COMMENT ON AGGREGATE @extschema@.anomaly_pot_threshold(float8, float8) IS
+    'automatic threshold by peaks over threshold (SPOT): the score exceeded with probability risk, tail fitted above the 0.98 quantile';
+COMMENT ON AGGREGATE @extschema@.anomaly_pot_threshold(float8, float8, float8) IS
+    'automatic threshold by peaks over threshold (SPOT): the score exceeded with probability risk (0 < risk < 1 - level), tail fitted above the level quantile';
+
+CREATE AGGREGATE @extschema@.anomaly_pot_fit(score float8, risk float8, level float8) (
+    SFUNC = @extschema@.anomaly_pot_accum,
+    STYPE = internal,
+    FINALFUNC = @extschema@.anomaly_pot_fit_final,
+    COMBINEFUNC = @extschema@.anomaly_metrics_combine,
+    SERIALFUNC = @extschema@.anomaly_metrics_serialize,
+    DESERIALFUNC = @extschema@.anomaly_metrics_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.anomaly_pot_fit(float8, float8, float8) IS
+    'anomaly_pot_threshold with its fit as jsonb: threshold, initial_threshold, rows, peaks, gamma (tail shape: > 0 heavy, < 0 bounded), sigma, method (mle, exponential or moments)';

@@ -50,7 +50,7 @@ GROUP BY h.hour
 ORDER BY h.hour;
 
 -- Score percentiles over time (floats printed with 11 significant digits)
-SET extra_float_digits = -4;
+SET extra_float_digits = -9;
 SELECT date_trunc('hour', p.created_at) AS hour,
        count(*) AS rows,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY s.score) AS p50,

@@ -17,7 +17,10 @@
  * the standardized space.  The kind trains, then the model is completed
  * exactly as a loaded one would be (AnomalyModelFinish) and the training rows
  * are scored through the same code that scores queries, so the stored
- * threshold and quantiles are consistent with anomaly_score().
+ * threshold and quantiles are consistent with anomaly_score().  The threshold
+ * is the 1 - contamination quantile of those scores, or with the option
+ * threshold: 'pot' the peaks-over-threshold (SPOT) fit of their tail at the
+ * option risk (metrics.c).
  *
  * Storing replaces the model in the caller's transaction (catalog.c): other
  * sessions see the old model until commit, then the new one.  The same
@@ -40,6 +43,7 @@
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "metrics.h"
 #include "model.h"
 #include "options.h"
 #include "progress.h"
@@ -329,6 +333,9 @@ TrainModel(PG_FUNCTION_ARGS)
 	const AnomalyKind *kind;
 	AnomalyOptions opts;
 	double		contamination;
+	bool		pot = false;
+	double		risk = 0.0;
+	AnomalyPotFit potfit;
 	int64		seed;
 	bool		standardize;
 	bool		verbose;
@@ -382,6 +389,15 @@ TrainModel(PG_FUNCTION_ARGS)
 	/* common options */
 	AnomalyOptionsInit(&opts, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
 	contamination = AnomalyOptReal(&opts, "contamination", 0.05, 0.0, 0.5, true);
+	if (AnomalyOptGiven(&opts, "threshold"))
+	{
+		static const char *const methods[] = {"contamination", "pot", NULL};
+
+		/* recorded only when given, so default models keep their options */
+		pot = strcmp(AnomalyOptEnum(&opts, "threshold", "contamination", methods), "pot") == 0;
+		if (pot)
+			risk = AnomalyOptReal(&opts, "risk", ANOMALY_POT_DEFAULT_RISK, 0.0, 0.01, true);
+	}
 	seed = AnomalyOptInt64(&opts, "seed", ANOMALY_DEFAULT_SEED, 0, PG_INT64_MAX);
 	standardize = AnomalyOptBool(&opts, "standardize", true);
 	verbose = AnomalyOptFlag(&opts, "verbose", false);
@@ -550,7 +566,13 @@ TrainModel(PG_FUNCTION_ARGS)
 	qsort(scores, r.n, sizeof(double), CompareDouble);
 	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
 		quantiles[q] = SortedQuantile(scores, r.n, (double) q / (ANOMALY_N_QUANTILES - 1));
-	threshold = SortedQuantile(scores, r.n, 1.0 - contamination);
+	if (pot)
+	{
+		AnomalyPotFitSorted(scores, r.n, risk, ANOMALY_POT_DEFAULT_LEVEL, &potfit);
+		threshold = potfit.threshold;
+	}
+	else
+		threshold = SortedQuantile(scores, r.n, 1.0 - contamination);
 
 	/* summary and metrics */
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
@@ -564,6 +586,10 @@ TrainModel(PG_FUNCTION_ARGS)
 					 r.n, r.rows_seen, r.rows_seen > r.n ? "true" : "false", r.d);
 	appendStringInfoString(&summary, ", \"threshold\": ");
 	AnomalyJsonNumber(&summary, threshold);
+	if (pot)
+		appendStringInfo(&summary, ", \"pot\": {\"peaks\": %d, \"gamma\": %s, \"sigma\": %s, \"method\": \"%s\"}",
+						 potfit.peaks, float8out_internal(potfit.gamma), float8out_internal(potfit.sigma),
+						 AnomalyPotMethodName(potfit.method));
 	appendStringInfoString(&summary, ", \"seconds\": ");
 	AnomalyJsonNumber(&summary, secs + usecs / 1e6);
 	if (result.metrics.len > 0)
