@@ -17,6 +17,7 @@
 #include "utils/float.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 /* The model named by anomaly.model, or an error saying how to set it. */
 static const char *
@@ -154,6 +155,41 @@ CompareContrib(const void *a, const void *b, void *arg)
 	return i - j;
 }
 
+/* Push an object key. */
+static void
+PushKey(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+/*
+ * Push "key": number.  The number keeps float8's shortest exact decimal
+ * form; a non-finite value (JSON has none) becomes null.
+ */
+static void
+PushNumber(JsonbParseState **state, const char *key, double v)
+{
+	JsonbValue	n;
+
+	PushKey(state, key);
+	if (isnan(v) || isinf(v))
+		n.type = jbvNull;
+	else
+	{
+		n.type = jbvNumeric;
+		n.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+															CStringGetDatum(float8out_internal(v)),
+															ObjectIdGetDatum(InvalidOid),
+															Int32GetDatum(-1)));
+	}
+	pushJsonbValue(state, WJB_VALUE, &n);
+}
+
 /*
  * anomaly_explain(model text, features) returns jsonb
  *
@@ -167,7 +203,8 @@ Explain(AnomalyHandle *h, const float *x)
 	int			d = model->n_features;
 	int		   *order = palloc(d * sizeof(int));
 	double		score;
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
 
 	score = model->kind->explain(model, x, h->work, h->contrib);
 	if (isnan(score))
@@ -180,26 +217,38 @@ Explain(AnomalyHandle *h, const float *x)
 	}
 	qsort_arg(order, d, sizeof(int), CompareContrib, h->contrib);
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"score\": ");
-	AnomalyJsonNumber(&buf, score);
-	appendStringInfoString(&buf, ", \"threshold\": ");
-	AnomalyJsonNumber(&buf, model->threshold);
-	appendStringInfo(&buf, ", \"is_anomaly\": %s, \"features\": [",
-					 score > model->threshold ? "true" : "false");
+	/* build the Jsonb directly: no JSON text to print and parse again */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	PushNumber(&state, "score", score);
+	PushNumber(&state, "threshold", model->threshold);
+	PushKey(&state, "is_anomaly");
+	{
+		JsonbValue	v;
+
+		v.type = jbvBool;
+		v.val.boolean = score > model->threshold;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	PushKey(&state, "features");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int k = 0; k < d; k++)
 	{
 		int			i = order[k];
-		appendStringInfoString(&buf, k > 0 ? ", {\"name\": " : "{\"name\": ");
-		escape_json(&buf, model->feature_names[i]);
-		appendStringInfoString(&buf, ", \"value\": ");
-		AnomalyJsonNumber(&buf, h->raw[i]);
-		appendStringInfoString(&buf, ", \"contribution\": ");
-		AnomalyJsonNumber(&buf, h->contrib[i]);
-		appendStringInfoChar(&buf, '}');
+		JsonbValue	v;
+
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&state, "name");
+		v.type = jbvString;
+		v.val.string.val = model->feature_names[i];
+		v.val.string.len = strlen(model->feature_names[i]);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		PushNumber(&state, "value", h->raw[i]);
+		PushNumber(&state, "contribution", h->contrib[i]);
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfoString(&buf, "]}");
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
 }
 
 PG_FUNCTION_INFO_V1(anomaly_explain);
