@@ -53,7 +53,8 @@
  * likelihood by Grimshaw's reduction to one variable x = gamma/sigma: the
  * stationary points of the likelihood are the roots of
  *		w(x) = u(x) v(x) - 1,	u = mean 1/(1 + x Y),	v = 1 + mean log(1 + x Y)
- * on (-1/Y_max, 0) and (0, 2 (mean Y - Y_min) / Y_min^2]; for a root,
+ * on (-1/Y_max, 0) and (0, 2 (mean Y - Y_min) / Y_min^2] (capped at
+ * 1e10 / mean Y, a shape far beyond any real score); for a root,
  * gamma = v - 1 and sigma = gamma / x.  Roots are bracketed on a grid (dense
  * near the ends of each interval) and refined by bisection; the root of
  * highest likelihood wins, compared with the exponential tail (gamma = 0,

@@ -47,12 +47,12 @@ def precision_at_k(s, y, k):
 def gpd_loglik(y, gamma, sigma):
     if sigma <= 0:
         return -np.inf
-    if gamma == 0:
+    if abs(gamma) < 1e-12:
         return -len(y) * np.log(sigma) - y.sum() / sigma
-    z = 1 + gamma * y / sigma
-    if np.any(z <= 0):
+    z = gamma * y / sigma
+    if np.any(z <= -1):
         return -np.inf
-    return -len(y) * np.log(sigma) - (1 + 1 / gamma) * np.log(z).sum()
+    return -len(y) * np.log(sigma) - (1 + 1 / gamma) * np.log1p(z).sum()
 
 
 def pot(scores, risk, level):
