@@ -230,9 +230,15 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must not be empty")));
 
+	/*
+	 * Check the grants before the lookup: a cached model is then no way
+	 * around them, and a backend with an empty cache (a parallel worker, a
+	 * new session) reports the same error as one that has the model cached,
+	 * not the SPI query's own "permission denied for table".
+	 */
+	AnomalyCatalogCheckAccess(fcinfo, false);
 	gen = cache_generation;
 	model = AnomalyModelLookup(fcinfo, pnstrdup(name, name_len));
-	AnomalyCatalogCheckAccess(fcinfo, false);
 
 	if (h->name == NULL || h->name_len < name_len)
 		h->name = MemoryContextAlloc(fcxt, name_len + 1);
