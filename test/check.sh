@@ -6,7 +6,8 @@
 # Installs missing Debian packages, builds with warnings as errors, installs
 # the extension, starts a scratch cluster as the postgres user and runs
 # "make installcheck": the pg_regress tests (sql/*.sql against expected/*.out)
-# and the TAP tests (test/t/*.pl, each starting its own clusters with
+# twice (the second time with force_parallel_mode = regress), and the TAP
+# tests (test/t/*.pl, each starting its own clusters with
 # PostgreSQL::Test::Cluster).  The cluster is always stopped; the exit status
 # is non-zero if anything failed, and the last line says what happened.
 # Run as another user it uses that user and skips apt-get (see test/lib.sh).
@@ -44,20 +45,36 @@ start_cluster
 SRC="$SCRATCH/src"
 failed=0
 
-# pg_regress: every sql/*.sql except the install script (REGRESS in the Makefile).
-STAGE="regression tests"
-log "make installcheck: regression tests"
-if ! as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
-	make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$SCRATCH/regress.out"; then
-	failed=1
-	if [ -f "$SRC/regression.diffs" ]; then
-		echo "----- regression.diffs -----"
-		cat "$SRC/regression.diffs"
-		echo "----- end of regression.diffs -----"
+# pg_regress: every sql/*.sql except the install script (REGRESS in the
+# Makefile).  run_regress LABEL [PGOPTIONS] runs the suite once, with the
+# given server options for every session, and prints the diffs of a failure.
+run_regress() {
+	local label=$1 opts=${2:-} out="$SCRATCH/regress-$1.out" result
+
+	log "make installcheck: regression tests ($label)"
+	if ! as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGOPTIONS="$opts" \
+		make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$out"; then
+		failed=1
+		if [ -f "$SRC/regression.diffs" ]; then
+			echo "----- regression.diffs ($label) -----"
+			cat "$SRC/regression.diffs"
+			echo "----- end of regression.diffs -----"
+		fi
 	fi
+	result=$(grep -E 'tests? (passed|failed)' "$out" | sed 's/^[ =]*//; s/[ =.]*$//' | tail -1 || true)
+	REGRESS_RESULT="${REGRESS_RESULT:+$REGRESS_RESULT, }$label: ${result:-did not run to completion}"
+}
+
+STAGE="regression tests"
+REGRESS_RESULT=""
+run_regress serial
+# The same suite again with every query that can run in parallel run in a
+# parallel worker (the scoring functions are PARALLEL SAFE: a worker loads the
+# model itself, with the query's snapshot).  About 40 s; SKIP_PARALLEL=1 skips it.
+STAGE="regression tests (force_parallel_mode = regress)"
+if [ "${SKIP_PARALLEL:-0}" != 1 ]; then
+	run_regress parallel "-c force_parallel_mode=regress"
 fi
-REGRESS_RESULT=$(grep -E 'tests? (passed|failed)' "$SCRATCH/regress.out" | sed 's/^[ =]*//; s/[ =.]*$//' | tail -1 || true)
-REGRESS_RESULT=${REGRESS_RESULT:-"did not run to completion"}
 
 # TAP: test/t/*.pl (PROVE_TESTS in the Makefile), run even if pg_regress failed.
 STAGE="TAP tests"
