@@ -20,7 +20,8 @@
 #
 # Environment: as test/check.sh (PG_CONFIG, SKIP_DEPS, KEEP_SCRATCH); after a
 # failure the scratch directory, with the server's log, is kept.
-# ASAN_TAP=1 also runs the TAP tests with the runtime preloaded (slow).
+# ASAN_TAP=1 also runs the TAP tests with the runtime preloaded (about 7
+# minutes; ASAN_PROVE_TESTS="test/t/004_concurrent_retrain.pl ..." picks some).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SAN_FLAGS="-fsanitize=address -fsanitize=undefined -fsanitize=float-cast-overflow -fno-omit-frame-pointer -fno-common"
@@ -126,7 +127,8 @@ if [ "${ASAN_TAP:-0}" = 1 ]; then
 	STAGE="TAP tests"
 	log "TAP tests with the ASan runtime preloaded"
 	if ! as_user env -u PGHOST -u PGPORT "${SAN_ENV[@]}" \
-		make --no-print-directory -C "$SCRATCH/src" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee "$SCRATCH/tap.out"; then
+		make --no-print-directory -C "$SCRATCH/src" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= \
+		${ASAN_PROVE_TESTS:+PROVE_TESTS="$ASAN_PROVE_TESTS"} 2>&1 | tee "$SCRATCH/tap.out"; then
 		failed=1
 	fi
 	RESULT="$RESULT; TAP: $(sed -n 's/^Result: //p' "$SCRATCH/tap.out" | tail -1)"

@@ -8,7 +8,8 @@
 # "make installcheck": the pg_regress tests (sql/*.sql against expected/*.out)
 # twice (the second time with force_parallel_mode = regress), and the TAP
 # tests (test/t/*.pl, each starting its own clusters with
-# PostgreSQL::Test::Cluster).  The cluster is always stopped; the exit status
+# PostgreSQL::Test::Cluster); then test/asan.sh runs the regression suite
+# against an AddressSanitizer build.  The cluster is always stopped; the exit status
 # is non-zero if anything failed, and the last line says what happened.
 # Run as another user it uses that user and skips apt-get (see test/lib.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,6 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STAGE="setup"
 REGRESS_RESULT="not run"
 TAP_RESULT="not run"
+ASAN_RESULT="not run"
 
 finish() {
 	local rc=$?
@@ -23,9 +25,9 @@ finish() {
 	cleanup "$rc" || true
 	echo
 	if [ "$rc" -eq 0 ]; then
-		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT"
+		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; ASan: $ASAN_RESULT"
 	else
-		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT"
+		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; ASan: $ASAN_RESULT"
 	fi
 	exit "$rc"
 }
@@ -105,6 +107,20 @@ ran=$(grep -cE '^test/t/[0-9]+_[A-Za-z0-9_]+\.pl \.' "$SCRATCH/tap.out" 2>/dev/n
 if [ "${ran:-0}" -ne "$tap_count" ]; then
 	echo "check.sh: prove ran ${ran:-0} of $tap_count TAP test files"
 	failed=1
+fi
+
+# The regression suite once more, against an AddressSanitizer and UBSan build
+# in a private copy of PostgreSQL with its own cluster (test/asan.sh, about a
+# minute).  SKIP_ASAN=1 skips it.
+if [ "${SKIP_ASAN:-0}" = 1 ]; then
+	ASAN_RESULT="skipped (SKIP_ASAN=1)"
+else
+	STAGE="AddressSanitizer"
+	if ! SKIP_DEPS=1 bash "$ROOT_DIR/test/asan.sh" 2>&1 | tee "$SCRATCH/asan.out"; then
+		failed=1
+	fi
+	ASAN_RESULT=$(sed -n 's/^asan.sh: //p' "$SCRATCH/asan.out" | tail -1)
+	ASAN_RESULT=${ASAN_RESULT:-"did not run to completion"}
 fi
 
 STAGE="tests"
