@@ -304,6 +304,6 @@ WHERE EXISTS (SELECT 1 FROM anomaly_models m WHERE m.name = o.name)
    OR EXISTS (SELECT 1 FROM anomaly_weights w WHERE w.model = o.name);
 
 SELECT pg_backend_pid() = :start_pid AS same_backend;
-SELECT anomaly_drop(name) FROM anomaly_models ORDER BY name;
+SELECT count(*) FILTER (WHERE NOT anomaly_drop(name)) AS not_dropped FROM anomaly_models;
 DROP FUNCTION bad_try(text);
 DROP TABLE bad_cases, bad_results, bad_data, odd_names, odd_features, odd_kinds;
