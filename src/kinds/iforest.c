@@ -67,24 +67,34 @@ typedef struct IforestOptions
 	double		max_features;
 } IforestOptions;
 
-/* A decoded node */
+/*
+ * A decoded node, as scoring reads it (16 bytes, so that the trees of the
+ * default forest stay in the cache).
+ */
 typedef struct IforestNode
 {
-	int32		feature;		/* -1 for a leaf */
-	float		threshold;
-	int32		left;			/* absolute node numbers */
-	int32		right;
+	int32		feature;
+	float		value;			/* split: threshold; leaf: depth + c(size) */
+	int32		left;			/* absolute node numbers; a leaf points at */
+	int32		right;			/* itself (feature 0), see iforest_score */
+} IforestNode;
+
+/* What explanations also need of a node */
+typedef struct IforestNodeInfo
+{
+	bool		leaf;
 	float		size;
-	float		path;			/* leaf: depth + c(size) */
 	float		lo;				/* split feature's range in the node */
 	float		hi;
-} IforestNode;
+} IforestNodeInfo;
 
 typedef struct IforestState
 {
 	int			n_trees;
 	int32	   *roots;			/* n_trees */
 	IforestNode *nodes;
+	IforestNodeInfo *info;
+	int			max_depth;		/* of any leaf */
 	double		cn;				/* c(sample_size) */
 } IforestState;
 
@@ -369,6 +379,7 @@ iforest_load(AnomalyModel *model)
 
 	st->roots = palloc(st->n_trees * sizeof(int32));
 	st->nodes = palloc((Size) total * sizeof(IforestNode));
+	st->info = palloc((Size) total * sizeof(IforestNodeInfo));
 	depth = palloc0((Size) total * sizeof(int32));
 	for (int t = 0; t < st->n_trees; t++)
 	{
@@ -379,16 +390,19 @@ iforest_load(AnomalyModel *model)
 		{
 			const float *r = raw + (Size) (base + i) * IFOREST_NODE_FIELDS;
 			IforestNode *nd = &st->nodes[base + i];
+			IforestNodeInfo *ni = &st->info[base + i];
 
 			if (!IforestIntIn(r[4], 1, psi))
 				AnomalyCorrupt(model, "iforest node %d of tree %d has an invalid size", i + 1, t + 1);
-			nd->size = r[4];
-			if (r[0] == -1.0f)
+			ni->size = r[4];
+			ni->lo = ni->hi = 0.0f;
+			ni->leaf = (r[0] == -1.0f);
+			if (ni->leaf)
 			{
-				nd->feature = -1;
-				nd->threshold = 0.0f;
-				nd->left = nd->right = -1;
-				nd->path = (float) (depth[base + i] + IforestC(r[4]));
+				nd->feature = 0;
+				nd->value = (float) (depth[base + i] + IforestC(r[4]));
+				nd->left = nd->right = base + i;
+				st->max_depth = Max(st->max_depth, depth[base + i]);
 				continue;
 			}
 			if (!IforestIntIn(r[0], 0, d - 1) ||
@@ -396,12 +410,11 @@ iforest_load(AnomalyModel *model)
 				!IforestIntIn(r[3], i + 1, count - 1))
 				AnomalyCorrupt(model, "iforest node %d of tree %d is not a valid split", i + 1, t + 1);
 			nd->feature = (int32) r[0];
-			nd->threshold = r[1];
+			nd->value = r[1];
 			nd->left = base + (int32) r[2];
 			nd->right = base + (int32) r[3];
-			nd->path = 0.0f;
-			nd->lo = r[5];
-			nd->hi = r[6];
+			ni->lo = r[5];
+			ni->hi = r[6];
 			if (!(r[5] <= r[1] && r[1] < r[6]))
 				AnomalyCorrupt(model, "iforest node %d of tree %d is not a valid split", i + 1, t + 1);
 			depth[nd->left] = depth[base + i] + 1;
@@ -417,21 +430,45 @@ iforest_load(AnomalyModel *model)
 static inline const IforestNode *
 IforestLeaf(const IforestState *st, int t, const float *x)
 {
-	const IforestNode *nd = &st->nodes[st->roots[t]];
+	int32		i = st->roots[t];
 
-	while (nd->feature >= 0)
-		nd = &st->nodes[x[nd->feature] <= nd->threshold ? nd->left : nd->right];
-	return nd;
+	while (!st->info[i].leaf)
+		i = x[st->nodes[i].feature] <= st->nodes[i].value ? st->nodes[i].left : st->nodes[i].right;
+	return &st->nodes[i];
 }
 
+/*
+ * The score.  Trees are walked four at a time for max_depth steps each,
+ * without a test for leaves (a leaf is its own child), so that the four
+ * chains of dependent loads overlap and no branch depends on the data.
+ */
 static double
 iforest_score(const AnomalyModel *model, const float *x, float *work)
 {
 	const IforestState *st = model->state;
+	const IforestNode *nodes = st->nodes;
+	int			depth = st->max_depth;
 	double		h = 0.0;
+	int			t = 0;
 
-	for (int t = 0; t < st->n_trees; t++)
-		h += IforestLeaf(st, t, x)->path;
+	for (; t + 4 <= st->n_trees; t += 4)
+	{
+		int32		a = st->roots[t];
+		int32		b = st->roots[t + 1];
+		int32		c = st->roots[t + 2];
+		int32		e = st->roots[t + 3];
+
+		for (int s = 0; s < depth; s++)
+		{
+			a = x[nodes[a].feature] <= nodes[a].value ? nodes[a].left : nodes[a].right;
+			b = x[nodes[b].feature] <= nodes[b].value ? nodes[b].left : nodes[b].right;
+			c = x[nodes[c].feature] <= nodes[c].value ? nodes[c].left : nodes[c].right;
+			e = x[nodes[e].feature] <= nodes[e].value ? nodes[e].left : nodes[e].right;
+		}
+		h += (double) nodes[a].value + nodes[b].value + nodes[c].value + nodes[e].value;
+	}
+	for (; t < st->n_trees; t++)
+		h += IforestLeaf(st, t, x)->value;
 	return exp2(-(h / st->n_trees) / st->cn);
 }
 
@@ -453,24 +490,25 @@ iforest_explain(const AnomalyModel *model, const float *x, float *work, double *
 	for (int t = 0; t < st->n_trees; t++)
 	{
 		const IforestNode *leaf = IforestLeaf(st, t, x);
-		const IforestNode *nd = &st->nodes[st->roots[t]];
-		double		w = leaf->path > 0.0f ? 1.0 / leaf->path : 1.0;
+		int32		i = st->roots[t];
+		double		w = leaf->value > 0.0f ? 1.0 / leaf->value : 1.0;
 
-		h += leaf->path;
-		while (nd->feature >= 0)
+		h += leaf->value;
+		while (!st->info[i].leaf)
 		{
-			const IforestNode *next = &st->nodes[x[nd->feature] <= nd->threshold ? nd->left : nd->right];
-
+			const IforestNode *nd = &st->nodes[i];
+			const IforestNodeInfo *ni = &st->info[i];
+			int32		next = x[nd->feature] <= nd->value ? nd->left : nd->right;
 			double		v = x[nd->feature];
-			double		bits = log2((double) nd->size / next->size);
+			double		bits = log2((double) ni->size / st->info[next].size);
 
 			/* beyond the node's training range: credit the distance too */
-			if (v > nd->hi)
-				bits += (v - nd->hi) / ((double) nd->hi - nd->lo);
-			else if (v < nd->lo)
-				bits += (nd->lo - v) / ((double) nd->hi - nd->lo);
+			if (v > ni->hi)
+				bits += (v - ni->hi) / ((double) ni->hi - ni->lo);
+			else if (v < ni->lo)
+				bits += (ni->lo - v) / ((double) ni->hi - ni->lo);
 			contrib[nd->feature] += w * bits;
-			nd = next;
+			i = next;
 		}
 	}
 	score = exp2(-(h / st->n_trees) / st->cn);
