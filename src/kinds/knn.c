@@ -98,6 +98,7 @@ knn_parse_options(AnomalyOptions *opts, int d)
 	return o;
 }
 
+/* qsort comparator for row numbers */
 static int
 CompareInt(const void *a, const void *b)
 {
@@ -342,6 +343,7 @@ KnnDistances(const KnnState *st, int d, const float *x, float *dist)
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, st->m, d, -2.0f, st->ref, d, x, 1, 1.0f, dist, 1);
 }
 
+/* The score of one row: all distances with sgemv, then the k nearest. */
 static double
 knn_score(const AnomalyModel *model, const float *x, float *work)
 {
@@ -365,7 +367,7 @@ knn_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 	const KnnState *st = model->state;
 	int			d = model->n_features;
 	int			m = st->m;
-	int			block = Min(n, KNN_BATCH_ROWS);
+	int			block = Max(1, Min(Min(n, KNN_BATCH_ROWS), (int) (MaxAllocSize / sizeof(float) / m)));
 	float	   *G = palloc((Size) block * m * sizeof(float));
 	float	   *hv = palloc((st->k + 1) * sizeof(float));
 	int32	   *hi = palloc((st->k + 1) * sizeof(int32));

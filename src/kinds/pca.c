@@ -338,6 +338,7 @@ PcaProject(const AnomalyModel *model, const float *x, float *work,
 	*rp = r;
 }
 
+/* The score of one row: T^2 + Q / sigma^2. */
 static double
 pca_score(const AnomalyModel *model, const float *x, float *work)
 {
