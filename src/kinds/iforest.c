@@ -3,11 +3,17 @@
  *	  The isolation forest detector (Liu, Ting and Zhou 2008).
  *
  * Training follows the original algorithm as scikit-learn implements it, so
- * results match its IsolationForest in distribution.  Each of n_trees trees
- * (default 100) is grown on sample_size rows (default 256, or all rows if
- * fewer) drawn without replacement, and on max_features of the features
- * (default 1.0: all; otherwise floor(max_features * d), at least one, drawn
- * per tree).  A node is split on a feature drawn uniformly among the tree's
+ * results match its IsolationForest in distribution: over 19 seeds the mean
+ * ROC-AUC on each shared data set is within 0.005 of scikit-learn's over 20
+ * random_states (protocol of ANCHORS.md).  With 100 trees one forest's
+ * ROC-AUC still moves with the seed on small sets (standard deviation 0.012
+ * on glass, 0.005 on wbc), for scikit-learn as here; raise n_trees for
+ * stabler scores.
+ *
+ * Each of n_trees trees (default 100) is grown on sample_size rows (default
+ * 256, or all rows if fewer) drawn without replacement, and on max_features
+ * of the features (default 1.0: all; otherwise floor(max_features * d), at
+ * least one, drawn per tree).  A node is split on a feature drawn uniformly among the tree's
  * features that are not constant in the node, at a threshold drawn uniformly
  * between the feature's minimum and maximum in the node; rows with value <=
  * threshold go left.  A node becomes a leaf when it holds one row, when all
