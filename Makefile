@@ -29,3 +29,6 @@ include $(PGXS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
+
+# rebuild every object when a header changes (PGXS tracks no header dependencies)
+$(OBJS): $(wildcard src/*.h)
