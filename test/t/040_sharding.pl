@@ -14,6 +14,8 @@
 #
 # The test proves:
 #   - the model copied with pg_dump is the same, bit for bit, on every server;
+#     training on the coordinator over the sharded table gives the model a
+#     single server trains on the same rows;
 #   - per-row scores, flags and explanations through the shards equal a
 #     single-server run on the same data, to the last bit; so do the counts
 #     and the evaluation aggregates, pushed down per shard or computed on the
@@ -161,10 +163,29 @@ my $fingerprint = q{
 	FROM anomaly_models m JOIN anomaly_weights w ON w.model = m.name
 	GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1};
 my $coord_models = $coord->safe_psql('postgres', $fingerprint);
+isnt($coord_models, '', 'the coordinator has the model');
 is($_->safe_psql('postgres', $fingerprint), $coord_models, $_->name . ': same model, bit for bit')
 	foreach @shards;
 like($coord->safe_psql('postgres', 'SELECT servers FROM model_versions'),
 	qr/^coordinator,shard1,shard2$/, 'model_versions: one version of v1, on every server');
+
+# Training on the coordinator can read the sharded table itself: the rows
+# come through the foreign partitions, and the model is the one a single
+# server trains on the same rows in the same order.
+my $trained = q{
+	SELECT threshold, score_quantiles::text,
+	       (SELECT string_agg(tensor || md5(data::text), ',' ORDER BY tensor COLLATE "C")
+	        FROM anomaly_weights WHERE model = m.name)
+	FROM anomaly_models m WHERE name = };
+$coord->safe_psql('postgres', q{
+	SELECT anomaly_train('t_sharded', 'SELECT features FROM events ORDER BY id', 'zscore');
+	SELECT anomaly_train('t_single', 'SELECT features FROM events_local ORDER BY id', 'zscore');
+});
+my $t_sharded = $coord->safe_psql('postgres', "$trained 't_sharded'");
+like($t_sharded, qr/scaler\./, 'a model trained over the shards');
+is($t_sharded, $coord->safe_psql('postgres', "$trained 't_single'"),
+	'training over the shards gives the single-server model, bit for bit');
+$coord->safe_psql('postgres', q{SELECT anomaly_drop('t_sharded'), anomaly_drop('t_single')});
 
 my $single = sub {
 	my ($model) = @_;
