@@ -228,7 +228,7 @@ sub same_as_single
 # --- per-row scores, flags and explanations, scored on the shards ---------
 my $q = 'SELECT id, region, score, is_anomaly, explanation FROM events_scored';
 my $plan = explain($q);
-diag("per-row plan:\n$plan");
+note("per-row plan:\n$plan");
 like($plan, qr/^Append\n\s+->  Async Foreign Scan on public.events_scored_eu.*\n\s+->  Async Foreign Scan on public.events_scored_us/s,
 	'per-row: both shards are read concurrently (async)');
 is(remote_sql($plan), join("\n", ('SELECT id, region, score, is_anomaly, explanation FROM public.events_scored_v1') x 2),
@@ -258,7 +258,7 @@ $q = q{SELECT region, count(*), count(*) FILTER (WHERE is_anomaly), anomaly_roc_
               anomaly_pr_auc(score, label), anomaly_confusion(is_anomaly, label)
        FROM events_scored GROUP BY region ORDER BY region};
 $plan = explain($q, $pw);
-diag("grouped aggregate plan:\n$plan");
+note("grouped aggregate plan:\n$plan");
 my $remote = remote_sql($plan);
 is(scalar(() = $remote =~ /GROUP BY 1/g), 2, 'grouped aggregates: one pushed-down aggregate per shard');
 like($remote, qr/^SELECT region, count\(\*\), count\(\*\) FILTER \(WHERE is_anomaly\), public\.anomaly_roc_auc\(score, label\), public\.anomaly_pr_auc\(score, label\), public\.anomaly_confusion\(is_anomaly, label\) FROM public\.events_scored_v1 GROUP BY 1$/m,
@@ -282,7 +282,7 @@ $q = q{SELECT count(*) FILTER (WHERE is_anomaly), anomaly_roc_auc(score, label),
               anomaly_threshold(score, 0.05)
        FROM events_scored};
 $plan = explain($q);
-diag("whole-table aggregate plan:\n$plan");
+note("whole-table aggregate plan:\n$plan");
 like($plan, qr/^Aggregate\n.*\n  ->  Append\n\s+->  Async Foreign Scan/s,
 	'whole-table aggregates: one aggregate on the coordinator over concurrent shard scans');
 is(remote_sql($plan), join("\n", ('SELECT label, score, is_anomaly FROM public.events_scored_v1') x 2),
@@ -296,7 +296,7 @@ same_as_single('SELECT count(*) FROM events_scored WHERE is_anomaly', 'count of 
 # extension listed: the features travel, and the coordinator needs the model.
 $q = q{SELECT count(*) FILTER (WHERE anomaly_is_anomaly('v1', features)) FROM events};
 $plan = explain($q);
-diag("scoring called on the coordinator:\n$plan");
+note("scoring called on the coordinator:\n$plan");
 is(remote_sql($plan), "SELECT features FROM public.events\nSELECT features FROM public.events",
 	'anomaly_is_anomaly called in the coordinator\'s query is not shipped (STABLE)');
 like($plan, qr/^Aggregate\n  Output: count\(\*\) FILTER \(WHERE anomaly_is_anomaly\('v1'::text, events\.features\)\)/,
@@ -366,7 +366,7 @@ $coord->safe_psql('postgres', $pw . q{
 	SELECT region, count(*) FILTER (WHERE is_anomaly), anomaly_roc_auc(score, label) FROM events_scored GROUP BY 1});
 my $log = slurp_file($shard1->logfile, $offset);
 my ($shard_plan) = $log =~ /(Query Text: DECLARE c\d+ CURSOR FOR.*?)(?:\n\S|\z)/s;
-diag("shard1's plan of the remote query:\n" . ($shard_plan // $log));
+note("shard1's plan of the remote query:\n" . ($shard_plan // $log));
 ok(defined $shard_plan, 'shard1 logged the plan of the remote cursor');
 like($shard_plan // '', qr/public\.anomaly_roc_auc\(public\.anomaly_score\('v1'::text, events\.features\), events\.label\)/,
 	'shard1 runs anomaly_score inside the pushed-down aggregate');
