@@ -9,7 +9,8 @@
 #include "anomaly.h"
 
 #define ANOMALY_KINDS(X) \
-	X(anomaly_kind_zscore)
+	X(anomaly_kind_zscore) \
+	X(anomaly_kind_autoencoder)
 
 #define ANOMALY_KIND_DECLARE(sym) extern const AnomalyKind sym;
 ANOMALY_KINDS(ANOMALY_KIND_DECLARE)
