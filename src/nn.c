@@ -34,6 +34,15 @@
  * prefix.w<l> (out x in), prefix.b<l> and prefix.act (one activation code per
  * layer); NnLoad() rebuilds it from those, taking the layer widths from the
  * tensor shapes and checking that they chain.
+ *
+ * NnTrain() is the epoch loop every deep kind shares: a seeded validation
+ * sample is held out, each epoch visits the other rows in a seeded shuffle
+ * in minibatches (CHECK_FOR_INTERRUPTS before each), the kind's step
+ * callback updates its networks, and after each epoch the validation loss
+ * decides early stopping; the best parameters are restored at the end.  When
+ * the kind does not fix the number of epochs it is chosen from the row count
+ * (NN_ROW_BUDGET rows seen in all, within [NN_MIN_EPOCHS, NN_MAX_EPOCHS]):
+ * small tables get enough updates, and 100,000 rows take a few seconds.
  */
 #include "postgres.h"
 
@@ -42,6 +51,7 @@
 
 #include "miscadmin.h"
 #include "nn.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 
 #define NN_PREDICT_CHUNK 256
@@ -640,4 +650,143 @@ NnLoad(const AnomalyModel *model, const char *prefix, int in, int out)
 	if (!NnAllFinite(net))
 		AnomalyCorrupt(model, "network \"%s\" has a non-finite weight", prefix);
 	return net;
+}
+
+/*
+ * Rows per minibatch for n rows (the validation rows are not trained on).
+ */
+int
+NnTrainBatch(int n, double validation_fraction, int batch_size)
+{
+	int			n_val = (int) floor(n * validation_fraction);
+	int			n_train = Max(n - n_val, 1);
+
+	return Min(batch_size, n_train);
+}
+
+/*
+ * Run the training loop described in the file header.  The callbacks see
+ * rows copied into contiguous minibatch buffers.
+ */
+void
+NnTrain(NnTrainer *t)
+{
+	int			n = t->n;
+	int			d = t->d;
+	int		   *idx = palloc(n * sizeof(int));
+	int		   *tr;
+	int			n_train;
+	float	   *Xb;
+	float	   *Xv = NULL;
+	int			bad = 0;
+
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	NnShuffle(idx, n, t->rng);
+	t->n_val = (int) floor(n * t->validation_fraction);
+	if (n - t->n_val < 1)
+		t->n_val = n - 1;
+	n_train = n - t->n_val;
+	tr = idx + t->n_val;
+	if (t->epochs > 0)
+		t->epochs_planned = t->epochs;
+	else
+		t->epochs_planned = (int) Min(Max(ceil(NN_ROW_BUDGET / n_train), NN_MIN_EPOCHS),
+									  NN_MAX_EPOCHS);
+	t->batch = Min(t->batch_size, n_train);
+	t->epochs_run = 0;
+	t->best_epoch = 0;
+	t->train_loss = get_float8_nan();
+	t->best_val = get_float8_infinity();
+	t->history = palloc(t->epochs_planned * sizeof(double));
+
+	Xb = NnAlloc((Size) t->batch * d, false);
+	if (t->n_val > 0)
+	{
+		Xv = NnAlloc((Size) t->n_val * d, false);
+		for (int i = 0; i < t->n_val; i++)
+			memcpy(Xv + (Size) i * d, t->X + (Size) idx[i] * d, d * sizeof(float));
+		t->keep_best(t->arg);
+	}
+
+	for (int epoch = 0; epoch < t->epochs_planned; epoch++)
+	{
+		double		sum = 0.0;
+
+		NnShuffle(tr, n_train, t->rng);
+		for (int r0 = 0; r0 < n_train; r0 += t->batch)
+		{
+			int			B = Min(t->batch, n_train - r0);
+
+			CHECK_FOR_INTERRUPTS();
+			for (int i = 0; i < B; i++)
+				memcpy(Xb + (Size) i * d, t->X + (Size) tr[r0 + i] * d, d * sizeof(float));
+			sum += t->step(t->arg, B, Xb);
+		}
+		t->train_loss = sum / n_train;
+		t->history[epoch] = t->train_loss;
+		t->epochs_run = epoch + 1;
+		if (!isfinite(t->train_loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s training diverged in epoch %d", t->what, epoch + 1),
+					 errhint("Lower the option learning_rate.")));
+
+		if (t->n_val > 0)
+		{
+			double		val = t->validate(t->arg, t->n_val, Xv);
+
+			if (val < t->best_val * (1.0 - 1e-4))
+			{
+				t->best_val = val;
+				t->best_epoch = epoch + 1;
+				bad = 0;
+				t->keep_best(t->arg);
+			}
+			else if (++bad >= t->patience)
+				break;
+		}
+	}
+	if (t->n_val > 0)
+		t->restore_best(t->arg);
+	else
+		t->best_epoch = t->epochs_run;
+	pfree(idx);
+	pfree(Xb);
+	if (Xv)
+		pfree(Xv);
+}
+
+/*
+ * Append the training loop's metrics (JSON members) to metrics.
+ */
+void
+NnTrainMetrics(const NnTrainer *t, StringInfo metrics)
+{
+	AnomalyJsonMember(metrics, "epochs");
+	appendStringInfo(metrics, "%d", t->epochs_planned);
+	AnomalyJsonMember(metrics, "epochs_run");
+	appendStringInfo(metrics, "%d", t->epochs_run);
+	AnomalyJsonMember(metrics, "best_epoch");
+	appendStringInfo(metrics, "%d", t->best_epoch);
+	AnomalyJsonMember(metrics, "batch_rows");
+	appendStringInfo(metrics, "%d", t->batch);
+	AnomalyJsonMember(metrics, "train_loss");
+	AnomalyJsonNumber(metrics, t->train_loss);
+	AnomalyJsonMember(metrics, "validation_rows");
+	appendStringInfo(metrics, "%d", t->n_val);
+	AnomalyJsonMember(metrics, "validation_loss");
+	AnomalyJsonNumber(metrics, t->n_val > 0 ? t->best_val : get_float8_nan());
+	AnomalyJsonMember(metrics, "loss_history");
+	appendStringInfoChar(metrics, '[');
+	for (int i = 0; i < Min(t->epochs_run, NN_HISTORY); i++)
+	{
+		int			e = (t->epochs_run <= NN_HISTORY) ? i :
+			(int) ((double) i * (t->epochs_run - 1) / (NN_HISTORY - 1) + 0.5);
+
+		if (i > 0)
+			appendStringInfoString(metrics, ", ");
+		AnomalyJsonNumber(metrics, t->history[e]);
+	}
+	appendStringInfoChar(metrics, ']');
 }

@@ -73,6 +73,53 @@ typedef struct NnAdam
 	float		weight_decay;
 } NnAdam;
 
+/*
+ * The minibatch training loop shared by the deep kinds (NnTrain): a seeded
+ * validation split, shuffled minibatches, early stopping on the validation
+ * loss with the best parameters restored, divergence detection, and the
+ * metrics every deep kind reports.  The kind supplies the update and the
+ * validation loss as callbacks.
+ */
+#define NN_HISTORY		10		/* loss history entries reported */
+#define NN_ROW_BUDGET	2000000.0	/* rows seen by the default epochs */
+#define NN_MIN_EPOCHS	10
+#define NN_MAX_EPOCHS	200		/* default epochs for small tables */
+
+typedef struct NnTrainer
+{
+	/* set by the caller */
+	const char *what;			/* kind name, for messages */
+	int			n;				/* rows of X */
+	int			d;				/* columns of X */
+	const float *X;
+	int			epochs;			/* 0: NN_ROW_BUDGET / rows, within [NN_MIN_EPOCHS, NN_MAX_EPOCHS] */
+	int			batch_size;
+	int			patience;
+	double		validation_fraction;
+	pg_prng_state *rng;
+	void	   *arg;
+	/* one update on B rows (B x d); returns the summed training loss of the rows */
+	double		(*step) (void *arg, int B, const float *Xb);
+	/* mean validation loss of n rows (n x d) */
+	double		(*validate) (void *arg, int n, const float *Xv);
+	/* remember the current parameters as the best; put the best back */
+	void		(*keep_best) (void *arg);
+	void		(*restore_best) (void *arg);
+	/* results */
+	int			batch;			/* minibatch rows used */
+	int			n_val;
+	int			epochs_planned;
+	int			epochs_run;
+	int			best_epoch;
+	double		train_loss;		/* mean per row, last epoch */
+	double		best_val;
+	double	   *history;		/* train loss per epoch */
+} NnTrainer;
+
+extern int	NnTrainBatch(int n, double validation_fraction, int batch_size);
+extern void NnTrain(NnTrainer *t);
+extern void NnTrainMetrics(const NnTrainer *t, StringInfo metrics);
+
 extern NnActivation NnActivationFromName(const char *name);
 extern NnNet *NnCreate(int nlayers, const int *widths, const NnActivation *acts);
 extern NnNet *NnCreateMLP(int in, int nhidden, const int *hidden, int out,

@@ -22,9 +22,10 @@
  * weight_decay).  validation_fraction of the rows (seeded choice) is held
  * out; after each epoch the validation loss is measured, the best weights are
  * kept, and training stops after patience epochs without improvement; the
- * best weights are the ones stored.  When epochs is not given it is chosen
- * from the number of training rows so that small tables get enough updates
- * and large ones stay fast: clamp(2,000,000 / rows, 10, 200).  Everything
+ * best weights are the ones stored (the loop is NnTrain in nn.c).  When
+ * epochs is not given it is chosen from the number of training rows so that
+ * small tables get enough updates and large ones stay fast:
+ * clamp(2,000,000 / rows, 10, 200).  Everything
  * random (initialization, the validation split, the shuffles) comes from one
  * pg_prng seeded with the model's seed, so the same data and seed give
  * bit-identical weights.
@@ -42,14 +43,9 @@
 #include "miscadmin.h"
 #include "nn.h"
 #include "options.h"
-#include "utils/float.h"
 
 #define AE_MAX_HIDDEN		(NN_MAX_LAYERS - 1)
 #define AE_MAX_EPOCHS		100000
-#define AE_ROW_BUDGET		2000000.0	/* rows seen by default epochs */
-#define AE_MIN_EPOCHS		10
-#define AE_DEFAULT_EPOCHS	200
-#define AE_HISTORY			10	/* loss history entries reported */
 
 typedef struct AeOptions
 {
@@ -107,7 +103,7 @@ ae_parse_options(AnomalyOptions *opts, int d)
 														nn_activation_names));
 	/* epochs: when absent, chosen from the row count at training time */
 	if (AnomalyOptGiven(opts, "epochs"))
-		o->epochs = AnomalyOptInt(opts, "epochs", AE_DEFAULT_EPOCHS, 1, AE_MAX_EPOCHS);
+		o->epochs = AnomalyOptInt(opts, "epochs", NN_MAX_EPOCHS, 1, AE_MAX_EPOCHS);
 	o->batch_size = AnomalyOptInt(opts, "batch_size", 32, 1, 16384);
 	o->learning_rate = AnomalyOptReal(opts, "learning_rate", 1e-3, 0.0, 10.0, true);
 	o->weight_decay = AnomalyOptReal(opts, "weight_decay", 0.0, 0.0, 1.0, false);
@@ -116,37 +112,75 @@ ae_parse_options(AnomalyOptions *opts, int d)
 	return o;
 }
 
-/*
- * Copy rows idx[0..B-1] of X (n x d) into out (B x d).
- */
-static void
-AeGather(const float *X, int d, const int *idx, int B, float *out)
+/* Training state handed to the NnTrain callbacks */
+typedef struct AeTrain
 {
-	for (int i = 0; i < B; i++)
-		memcpy(out + (Size) i * d, X + (Size) idx[i] * d, d * sizeof(float));
+	NnNet	   *net;
+	NnNet	   *best;
+	NnAdam		adam;
+	float	   *dOut;			/* batch x d */
+} AeTrain;
+
+/*
+ * One Adam step on B rows; returns their summed squared error.
+ */
+static double
+AeStep(void *arg, int B, const float *Xb)
+{
+	AeTrain    *t = arg;
+	int			d = t->net->in;
+	const float *Y = NnForward(t->net, B, Xb);
+	float		scale = 2.0f / B;
+	double		sum = 0.0;
+
+	for (Size k = 0; k < (Size) B * d; k++)
+	{
+		float		e = Y[k] - Xb[k];
+
+		sum += (double) e * e;
+		t->dOut[k] = scale * e;
+	}
+	NnBackward(t->net, B, Xb, t->dOut, NULL);
+	NnAdamStep(t->net, &t->adam);
+	return sum;
 }
 
 /*
- * Mean over rows of the summed squared reconstruction error of rows idx.
+ * Mean squared reconstruction error of n rows.
  */
 static double
-AeLoss(const NnNet *net, const float *X, int d, const int *idx, int n)
+AeValidate(void *arg, int n, const float *Xv)
 {
-	float	   *rows = palloc((Size) n * d * sizeof(float));
-	float	   *rec = palloc((Size) n * d * sizeof(float));
+	AeTrain    *t = arg;
+	int			d = t->net->in;
+	float	   *rec = palloc_extended((Size) n * d * sizeof(float), MCXT_ALLOC_HUGE);
 	double		loss = 0.0;
 
-	AeGather(X, d, idx, n, rows);
-	NnPredict(net, n, rows, rec);
+	NnPredict(t->net, n, Xv, rec);
 	for (Size k = 0; k < (Size) n * d; k++)
 	{
-		double		e = (double) rec[k] - rows[k];
+		double		e = (double) rec[k] - Xv[k];
 
 		loss += e * e;
 	}
-	pfree(rows);
 	pfree(rec);
 	return loss / n;
+}
+
+static void
+AeKeepBest(void *arg)
+{
+	AeTrain    *t = arg;
+
+	NnCopyParams(t->best, t->net);
+}
+
+static void
+AeRestoreBest(void *arg)
+{
+	AeTrain    *t = arg;
+
+	NnCopyParams(t->net, t->best);
 }
 
 /*
@@ -156,133 +190,39 @@ static void
 ae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *result)
 {
 	AeOptions  *o = options;
-	int			n = data->n;
 	int			d = data->d;
 	pg_prng_state rng;
-	NnNet	   *net;
-	NnNet	   *best;
-	NnAdam		adam;
-	int		   *idx;
-	int			n_val;
-	int			n_train;
-	int			epochs;
-	int			B;
-	float	   *Xb;
-	float	   *dOut;
-	double	   *history;
-	double		best_val = get_float8_infinity();
-	double		train_loss = 0.0;
-	int			best_epoch = 0;
-	int			epochs_run = 0;
-	int			bad = 0;
+	AeTrain		at;
+	NnTrainer	tr;
+	int			B = NnTrainBatch(data->n, o->validation_fraction, o->batch_size);
 
 	pg_prng_seed(&rng, data->seed);
-	net = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
-	NnInit(net, &rng);
+	at.net = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
+	NnInit(at.net, &rng);
+	NnPrepareTraining(at.net, B);
+	at.best = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
+	NnAdamInit(&at.adam, o->learning_rate, o->weight_decay);
+	at.dOut = palloc((Size) B * d * sizeof(float));
 
-	/* hold out a seeded validation sample */
-	idx = palloc(n * sizeof(int));
-	for (int i = 0; i < n; i++)
-		idx[i] = i;
-	NnShuffle(idx, n, &rng);
-	n_val = (int) floor(n * o->validation_fraction);
-	if (n - n_val < 1)
-		n_val = n - 1;
-	n_train = n - n_val;
-	if (o->epochs > 0)
-		epochs = o->epochs;
-	else
-		epochs = (int) Min(Max(ceil(AE_ROW_BUDGET / n_train), AE_MIN_EPOCHS), AE_DEFAULT_EPOCHS);
+	memset(&tr, 0, sizeof(tr));
+	tr.what = "autoencoder";
+	tr.n = data->n;
+	tr.d = d;
+	tr.X = data->X;
+	tr.epochs = o->epochs;
+	tr.batch_size = o->batch_size;
+	tr.patience = o->patience;
+	tr.validation_fraction = o->validation_fraction;
+	tr.rng = &rng;
+	tr.arg = &at;
+	tr.step = AeStep;
+	tr.validate = AeValidate;
+	tr.keep_best = AeKeepBest;
+	tr.restore_best = AeRestoreBest;
+	NnTrain(&tr);
 
-	B = Min(o->batch_size, n_train);
-	NnPrepareTraining(net, B);
-	best = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
-	NnCopyParams(best, net);
-	NnAdamInit(&adam, o->learning_rate, o->weight_decay);
-	Xb = palloc((Size) B * d * sizeof(float));
-	dOut = palloc((Size) B * d * sizeof(float));
-	history = palloc(epochs * sizeof(double));
-
-	for (int epoch = 0; epoch < epochs; epoch++)
-	{
-		int		   *tr = idx + n_val;
-		double		sum = 0.0;
-
-		NnShuffle(tr, n_train, &rng);
-		for (int r0 = 0; r0 < n_train; r0 += B)
-		{
-			int			nb = Min(B, n_train - r0);
-			const float *Y;
-			float		scale = 2.0f / nb;
-
-			CHECK_FOR_INTERRUPTS();
-			AeGather(data->X, d, tr + r0, nb, Xb);
-			Y = NnForward(net, nb, Xb);
-			for (Size k = 0; k < (Size) nb * d; k++)
-			{
-				float		e = Y[k] - Xb[k];
-
-				sum += (double) e * e;
-				dOut[k] = scale * e;
-			}
-			NnBackward(net, nb, Xb, dOut, NULL);
-			NnAdamStep(net, &adam);
-		}
-		train_loss = sum / n_train;
-		history[epoch] = train_loss;
-		epochs_run = epoch + 1;
-		if (isnan(train_loss) || isinf(train_loss) || !NnAllFinite(net))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("autoencoder training diverged in epoch %d", epoch + 1),
-					 errhint("Lower the option learning_rate.")));
-
-		if (n_val > 0)
-		{
-			double		val = AeLoss(net, data->X, d, idx, n_val);
-
-			if (val < best_val * (1.0 - 1e-4))
-			{
-				best_val = val;
-				best_epoch = epoch + 1;
-				bad = 0;
-				NnCopyParams(best, net);
-			}
-			else if (++bad >= o->patience)
-				break;
-		}
-	}
-	if (n_val > 0)
-		NnCopyParams(net, best);
-	else
-		best_epoch = epochs_run;
-
-	NnSave(net, result, "ae");
-
-	AnomalyJsonMember(&result->metrics, "epochs");
-	appendStringInfo(&result->metrics, "%d", epochs);
-	AnomalyJsonMember(&result->metrics, "epochs_run");
-	appendStringInfo(&result->metrics, "%d", epochs_run);
-	AnomalyJsonMember(&result->metrics, "best_epoch");
-	appendStringInfo(&result->metrics, "%d", best_epoch);
-	AnomalyJsonMember(&result->metrics, "train_loss");
-	AnomalyJsonNumber(&result->metrics, train_loss);
-	AnomalyJsonMember(&result->metrics, "validation_rows");
-	appendStringInfo(&result->metrics, "%d", n_val);
-	AnomalyJsonMember(&result->metrics, "validation_loss");
-	AnomalyJsonNumber(&result->metrics, n_val > 0 ? best_val : get_float8_nan());
-	AnomalyJsonMember(&result->metrics, "loss_history");
-	appendStringInfoChar(&result->metrics, '[');
-	for (int i = 0; i < Min(epochs_run, AE_HISTORY); i++)
-	{
-		int			e = (epochs_run <= AE_HISTORY) ? i :
-			(int) ((double) i * (epochs_run - 1) / (AE_HISTORY - 1) + 0.5);
-
-		if (i > 0)
-			appendStringInfoString(&result->metrics, ", ");
-		AnomalyJsonNumber(&result->metrics, history[e]);
-	}
-	appendStringInfoChar(&result->metrics, ']');
+	NnSave(at.net, result, "ae");
+	NnTrainMetrics(&tr, &result->metrics);
 }
 
 /*
