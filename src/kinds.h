@@ -10,7 +10,8 @@
 
 #define ANOMALY_KINDS(X) \
 	X(anomaly_kind_zscore) \
-	X(anomaly_kind_autoencoder)
+	X(anomaly_kind_autoencoder) \
+	X(anomaly_kind_vae)
 
 #define ANOMALY_KIND_DECLARE(sym) extern const AnomalyKind sym;
 ANOMALY_KINDS(ANOMALY_KIND_DECLARE)

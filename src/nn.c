@@ -51,6 +51,7 @@
 
 #include "miscadmin.h"
 #include "nn.h"
+#include "options.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
 
@@ -650,6 +651,48 @@ NnLoad(const AnomalyModel *model, const char *prefix, int in, int out)
 	if (!NnAllFinite(net))
 		AnomalyCorrupt(model, "network \"%s\" has a non-finite weight", prefix);
 	return net;
+}
+
+/*
+ * Read the training options shared by the deep kinds (their ranges and
+ * defaults are documented in the README's reference).  epochs is recorded
+ * only when given: otherwise NnTrain chooses it from the row count and the
+ * metrics report the choice.
+ */
+void
+NnReadOptions(AnomalyOptions *opts, NnOptions *o, const char *default_activation)
+{
+	o->activation = NnActivationFromName(AnomalyOptEnum(opts, "activation", default_activation,
+														nn_activation_names));
+	o->epochs = 0;
+	if (AnomalyOptGiven(opts, "epochs"))
+		o->epochs = AnomalyOptInt(opts, "epochs", NN_MAX_EPOCHS, 1, 100000);
+	o->batch_size = AnomalyOptInt(opts, "batch_size", 32, 1, 16384);
+	o->learning_rate = AnomalyOptReal(opts, "learning_rate", 1e-3, 0.0, 10.0, true);
+	o->weight_decay = AnomalyOptReal(opts, "weight_decay", 0.0, 0.0, 1.0, false);
+	o->validation_fraction = AnomalyOptReal(opts, "validation_fraction", 0.1, 0.0, 0.5, false);
+	o->patience = AnomalyOptInt(opts, "patience", 20, 1, 100000);
+}
+
+/*
+ * Fill the caller-independent part of a trainer from the options; the
+ * caller then sets the callbacks.
+ */
+void
+NnTrainerInit(NnTrainer *t, const char *what, const AnomalyTrainData *data,
+			  const NnOptions *o, pg_prng_state *rng, void *arg)
+{
+	memset(t, 0, sizeof(NnTrainer));
+	t->what = what;
+	t->n = data->n;
+	t->d = data->d;
+	t->X = data->X;
+	t->epochs = o->epochs;
+	t->batch_size = o->batch_size;
+	t->patience = o->patience;
+	t->validation_fraction = o->validation_fraction;
+	t->rng = rng;
+	t->arg = arg;
 }
 
 /*

@@ -116,6 +116,22 @@ typedef struct NnTrainer
 	double	   *history;		/* train loss per epoch */
 } NnTrainer;
 
+/* The training options every deep kind reads (NnReadOptions) */
+typedef struct NnOptions
+{
+	NnActivation activation;
+	int			epochs;			/* 0 when not given: chosen by NnTrain */
+	int			batch_size;
+	double		learning_rate;
+	double		weight_decay;
+	double		validation_fraction;
+	int			patience;
+} NnOptions;
+
+struct AnomalyOptions;
+extern void NnReadOptions(struct AnomalyOptions *opts, NnOptions *o, const char *default_activation);
+extern void NnTrainerInit(NnTrainer *t, const char *what, const AnomalyTrainData *data,
+						  const NnOptions *o, pg_prng_state *rng, void *arg);
 extern int	NnTrainBatch(int n, double validation_fraction, int batch_size);
 extern void NnTrain(NnTrainer *t);
 extern void NnTrainMetrics(const NnTrainer *t, StringInfo metrics);

@@ -45,19 +45,12 @@
 #include "options.h"
 
 #define AE_MAX_HIDDEN		(NN_MAX_LAYERS - 1)
-#define AE_MAX_EPOCHS		100000
 
 typedef struct AeOptions
 {
 	int			nhidden;
 	int			hidden[AE_MAX_HIDDEN];
-	NnActivation activation;
-	int			epochs;			/* 0: choose from the number of rows */
-	int			batch_size;
-	double		learning_rate;
-	double		weight_decay;
-	double		validation_fraction;
-	int			patience;
+	NnOptions	nn;
 } AeOptions;
 
 typedef struct AeState
@@ -99,16 +92,7 @@ ae_parse_options(AnomalyOptions *opts, int d)
 		o->nhidden = AeDefaultHidden(d, o->hidden);
 		AnomalyOptRecordIntList(opts, "hidden", o->hidden, o->nhidden);
 	}
-	o->activation = NnActivationFromName(AnomalyOptEnum(opts, "activation", "tanh",
-														nn_activation_names));
-	/* epochs: when absent, chosen from the row count at training time */
-	if (AnomalyOptGiven(opts, "epochs"))
-		o->epochs = AnomalyOptInt(opts, "epochs", NN_MAX_EPOCHS, 1, AE_MAX_EPOCHS);
-	o->batch_size = AnomalyOptInt(opts, "batch_size", 32, 1, 16384);
-	o->learning_rate = AnomalyOptReal(opts, "learning_rate", 1e-3, 0.0, 10.0, true);
-	o->weight_decay = AnomalyOptReal(opts, "weight_decay", 0.0, 0.0, 1.0, false);
-	o->validation_fraction = AnomalyOptReal(opts, "validation_fraction", 0.1, 0.0, 0.5, false);
-	o->patience = AnomalyOptInt(opts, "patience", 20, 1, AE_MAX_EPOCHS);
+	NnReadOptions(opts, &o->nn, "tanh");
 	return o;
 }
 
@@ -194,27 +178,17 @@ ae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *result
 	pg_prng_state rng;
 	AeTrain		at;
 	NnTrainer	tr;
-	int			B = NnTrainBatch(data->n, o->validation_fraction, o->batch_size);
+	int			B = NnTrainBatch(data->n, o->nn.validation_fraction, o->nn.batch_size);
 
 	pg_prng_seed(&rng, data->seed);
-	at.net = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
+	at.net = NnCreateMLP(d, o->nhidden, o->hidden, d, o->nn.activation, NN_IDENTITY);
 	NnInit(at.net, &rng);
 	NnPrepareTraining(at.net, B);
-	at.best = NnCreateMLP(d, o->nhidden, o->hidden, d, o->activation, NN_IDENTITY);
-	NnAdamInit(&at.adam, o->learning_rate, o->weight_decay);
+	at.best = NnCreateMLP(d, o->nhidden, o->hidden, d, o->nn.activation, NN_IDENTITY);
+	NnAdamInit(&at.adam, o->nn.learning_rate, o->nn.weight_decay);
 	at.dOut = palloc((Size) B * d * sizeof(float));
 
-	memset(&tr, 0, sizeof(tr));
-	tr.what = "autoencoder";
-	tr.n = data->n;
-	tr.d = d;
-	tr.X = data->X;
-	tr.epochs = o->epochs;
-	tr.batch_size = o->batch_size;
-	tr.patience = o->patience;
-	tr.validation_fraction = o->validation_fraction;
-	tr.rng = &rng;
-	tr.arg = &at;
+	NnTrainerInit(&tr, "autoencoder", data, &o->nn, &rng, &at);
 	tr.step = AeStep;
 	tr.validate = AeValidate;
 	tr.keep_best = AeKeepBest;
