@@ -472,6 +472,25 @@ NnAdamStep(NnNet *net, const NnAdam *opt)
 }
 
 /*
+ * Forget the Adam moments and step count (after re-initializing a network).
+ */
+void
+NnAdamReset(NnNet *net)
+{
+	for (int l = 0; l < net->nlayers; l++)
+	{
+		NnLayer    *L = &net->layers[l];
+		Size		nw = (Size) L->out * L->in;
+
+		memset(L->mW, 0, nw * sizeof(float));
+		memset(L->vW, 0, nw * sizeof(float));
+		memset(L->mb, 0, L->out * sizeof(float));
+		memset(L->vb, 0, L->out * sizeof(float));
+	}
+	net->adam_t = 0;
+}
+
+/*
  * Copy weights and biases between two networks of the same shape (used to
  * keep the best weights seen during early stopping).
  */

@@ -146,6 +146,7 @@ extern const float *NnForward(NnNet *net, int B, const float *X);
 extern void NnBackward(NnNet *net, int B, const float *X, const float *dOut, float *dX);
 extern void NnAdamInit(NnAdam *opt, double lr, double weight_decay);
 extern void NnAdamStep(NnNet *net, const NnAdam *opt);
+extern void NnAdamReset(NnNet *net);
 extern void NnCopyParams(NnNet *dst, const NnNet *src);
 extern Size NnRowWorkspace(const NnNet *net);
 extern void NnForwardRow(const NnNet *net, const float *x, float *y, float *work);
