@@ -40,11 +40,16 @@ FROM ae_data, anomaly_models m
 WHERE m.name = 'ae1'
 GROUP BY m.score_quantiles;
 
--- a normal row, and the same row with feature c pushed far out
+-- the most normal training row (lowest score), and the same row with
+-- feature c pushed far out
 CREATE TABLE ae_probe AS
-SELECT 'normal' AS what, ARRAY[a, b, c, d, e]::real[] AS f FROM ae_data WHERE i = 50
+WITH normal AS (
+    SELECT ARRAY[a, b, c, d, e]::real[] AS f, c AS v FROM ae_data
+    ORDER BY anomaly_score('ae1', ARRAY[a, b, c, d, e]::real[]) LIMIT 1
+)
+SELECT 'normal' AS what, f FROM normal
 UNION ALL
-SELECT 'c far out', ARRAY[a, b, c + 6, d, e]::real[] FROM ae_data WHERE i = 50;
+SELECT 'c far out', f[1:2] || (v + 6)::real || f[4:] FROM normal;
 
 SELECT what, anomaly_is_anomaly('ae1', f) AS is_anomaly,
        CASE WHEN what = 'c far out' THEN anomaly_explain('ae1', f)->'features'->0->>'name' END AS first_feature

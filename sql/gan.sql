@@ -32,11 +32,16 @@ SELECT bool_and(s >= 0 AND s < 'Infinity') AS finite,
        abs(max(s) / (SELECT score_quantiles[1001] FROM anomaly_models WHERE name = 'gan1') - 1) < 1e-4 AS max_agrees
 FROM (SELECT anomaly_score('gan1', ARRAY[a, b, c, d, e, flag::int]::real[]) AS s FROM gan_data) t;
 
--- a normal row, and the same row with feature b pushed far out
+-- the most normal training row (lowest score), and the same row with
+-- feature b pushed far out
 CREATE TABLE gan_probe AS
-SELECT 'normal' AS what, ARRAY[a, b, c, d, e, flag::int]::real[] AS f FROM gan_data WHERE i = 77
+WITH normal AS (
+    SELECT ARRAY[a, b, c, d, e, flag::int]::real[] AS f, b AS v FROM gan_data
+    ORDER BY anomaly_score('gan1', ARRAY[a, b, c, d, e, flag::int]::real[]) LIMIT 1
+)
+SELECT 'normal' AS what, f FROM normal
 UNION ALL
-SELECT 'b far out', ARRAY[a, b - 6, c, d, e, flag::int]::real[] FROM gan_data WHERE i = 77;
+SELECT 'b far out', f[1:1] || (v - 6)::real || f[3:] FROM normal;
 
 SELECT what, anomaly_is_anomaly('gan1', f) AS is_anomaly,
        CASE WHEN what = 'b far out' THEN anomaly_explain('gan1', f)->'features'->0->>'name' END AS first_feature

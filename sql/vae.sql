@@ -33,11 +33,16 @@ FROM vae_data, anomaly_models m
 WHERE m.name = 'vae1'
 GROUP BY m.score_quantiles;
 
--- a normal row, and the same row with feature d pushed far out
+-- the most normal training row (lowest score), and the same row with
+-- feature d pushed far out
 CREATE TABLE vae_probe AS
-SELECT 'normal' AS what, ARRAY[a, b, c, d, e]::real[] AS f FROM vae_data WHERE i = 120
+WITH normal AS (
+    SELECT ARRAY[a, b, c, d, e]::real[] AS f, d AS v FROM vae_data
+    ORDER BY anomaly_score('vae1', ARRAY[a, b, c, d, e]::real[]) LIMIT 1
+)
+SELECT 'normal' AS what, f FROM normal
 UNION ALL
-SELECT 'd far out', ARRAY[a, b, c, d + 12, e]::real[] FROM vae_data WHERE i = 120;
+SELECT 'd far out', f[1:3] || (v + 12)::real || f[5:] FROM normal;
 
 SELECT what, anomaly_is_anomaly('vae1', f) AS is_anomaly,
        CASE WHEN what = 'd far out' THEN anomaly_explain('vae1', f)->'features'->0->>'name' END AS first_feature

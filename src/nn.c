@@ -43,6 +43,19 @@
  * the kind does not fix the number of epochs it is chosen from the row count
  * (NN_ROW_BUDGET rows seen in all, within [NN_MIN_EPOCHS, NN_MAX_EPOCHS]):
  * small tables get enough updates, and 100,000 rows take a few seconds.
+ *
+ * Trimmed loss (option trim).  The rows a model is trained on are rarely all
+ * normal: the anomalies to be found are usually among them (2% to 36% of the
+ * rows of the shared datasets).  A network learns to reproduce whatever it
+ * sees often enough, anomalies included, and then stops flagging them.  So
+ * in each minibatch the floor(trim * B) rows with the largest loss are left
+ * out of the gradient (NnTrimRows), and early stopping compares trimmed
+ * means of the validation losses: the least-trimmed-squares idea of robust
+ * regression (Rousseeuw, 1984) applied per minibatch.  The networks fit the
+ * bulk of the data, and rows far from it keep large errors.  The default
+ * 0.3 was chosen on the shared datasets together with ten ODDS-style tables
+ * built from r-cran-mlbench and scikit-learn data that the project does not
+ * ship; it raised the mean ROC-AUC of all three deep kinds on both groups.
  */
 #include "postgres.h"
 
@@ -688,9 +701,10 @@ NnReadOptions(AnomalyOptions *opts, NnOptions *o, const char *default_activation
 		o->epochs = AnomalyOptInt(opts, "epochs", NN_MAX_EPOCHS, 1, 100000);
 	o->batch_size = AnomalyOptInt(opts, "batch_size", 32, 1, 16384);
 	o->learning_rate = AnomalyOptReal(opts, "learning_rate", 1e-3, 0.0, 10.0, true);
-	o->weight_decay = AnomalyOptReal(opts, "weight_decay", 0.0, 0.0, 1.0, false);
+	o->weight_decay = AnomalyOptReal(opts, "weight_decay", 0.0, 0.0, 100.0, false);
 	o->validation_fraction = AnomalyOptReal(opts, "validation_fraction", 0.1, 0.0, 0.5, false);
 	o->patience = AnomalyOptInt(opts, "patience", 20, 1, 100000);
+	o->trim = AnomalyOptReal(opts, "trim", NN_DEFAULT_TRIM, 0.0, 0.5, false);
 }
 
 /*
@@ -710,8 +724,63 @@ NnTrainerInit(NnTrainer *t, const char *what, const AnomalyTrainData *data,
 	t->batch_size = o->batch_size;
 	t->patience = o->patience;
 	t->validation_fraction = o->validation_fraction;
+	t->trim = o->trim;
 	t->rng = rng;
 	t->arg = arg;
+}
+
+/*
+ * Trimmed loss: mark in keep[] the rows of a minibatch that enter the
+ * gradient, leaving out the floor(trim * B) rows of largest loss (ties keep
+ * the earlier row); returns the number kept (at least 1).
+ */
+int
+NnTrimRows(const double *loss, int B, double trim, bool *keep)
+{
+	int			drop = (int) floor(trim * B);
+
+	if (drop >= B)
+		drop = B - 1;
+	for (int r = 0; r < B; r++)
+		keep[r] = true;
+	for (int k = 0; k < drop; k++)
+	{
+		int			worst = -1;
+
+		for (int r = 0; r < B; r++)
+			if (keep[r] && (worst < 0 || loss[r] > loss[worst]))
+				worst = r;
+		keep[worst] = false;
+	}
+	return B - drop;
+}
+
+/* qsort comparator for doubles */
+static int
+NnCompareDouble(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Mean of loss[0..n-1] without its floor(trim * n) largest values (sorts
+ * loss in place).
+ */
+static double
+NnTrimmedMean(double *loss, int n, double trim)
+{
+	int			keep = n - (int) floor(trim * n);
+	double		sum = 0.0;
+
+	if (keep < 1)
+		keep = 1;
+	qsort(loss, n, sizeof(double), NnCompareDouble);
+	for (int i = 0; i < keep; i++)
+		sum += loss[i];
+	return sum / keep;
 }
 
 /*
@@ -740,6 +809,7 @@ NnTrain(NnTrainer *t)
 	int			n_train;
 	float	   *Xb;
 	float	   *Xv = NULL;
+	double	   *vloss = NULL;
 	int			bad = 0;
 
 	for (int i = 0; i < n; i++)
@@ -766,6 +836,7 @@ NnTrain(NnTrainer *t)
 	if (t->n_val > 0)
 	{
 		Xv = NnAlloc((Size) t->n_val * d, false);
+		vloss = palloc_extended((Size) t->n_val * sizeof(double), MCXT_ALLOC_HUGE);
 		for (int i = 0; i < t->n_val; i++)
 			memcpy(Xv + (Size) i * d, t->X + (Size) idx[i] * d, d * sizeof(float));
 		t->keep_best(t->arg);
@@ -796,7 +867,10 @@ NnTrain(NnTrainer *t)
 
 		if (t->n_val > 0)
 		{
-			double		val = t->validate(t->arg, t->n_val, Xv);
+			double		val;
+
+			t->validate(t->arg, t->n_val, Xv, vloss);
+			val = NnTrimmedMean(vloss, t->n_val, t->trim);
 
 			if (val < t->best_val * (1.0 - 1e-4))
 			{

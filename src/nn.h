@@ -84,6 +84,7 @@ typedef struct NnAdam
 #define NN_ROW_BUDGET	2000000.0	/* rows seen by the default epochs */
 #define NN_MIN_EPOCHS	10
 #define NN_MAX_EPOCHS	200		/* default epochs for small tables */
+#define NN_DEFAULT_TRIM	0.3		/* default of the option trim (see nn.c) */
 
 typedef struct NnTrainer
 {
@@ -96,12 +97,13 @@ typedef struct NnTrainer
 	int			batch_size;
 	int			patience;
 	double		validation_fraction;
+	double		trim;			/* share of rows left out of losses */
 	pg_prng_state *rng;
 	void	   *arg;
 	/* one update on B rows (B x d); returns the summed training loss of the rows */
 	double		(*step) (void *arg, int B, const float *Xb);
-	/* mean validation loss of n rows (n x d) */
-	double		(*validate) (void *arg, int n, const float *Xv);
+	/* validation loss of each of n rows (n x d) into loss[] */
+	void		(*validate) (void *arg, int n, const float *Xv, double *loss);
 	/* remember the current parameters as the best; put the best back */
 	void		(*keep_best) (void *arg);
 	void		(*restore_best) (void *arg);
@@ -126,6 +128,7 @@ typedef struct NnOptions
 	double		weight_decay;
 	double		validation_fraction;
 	int			patience;
+	double		trim;			/* share of each minibatch left out of the gradient */
 } NnOptions;
 
 struct AnomalyOptions;
@@ -133,6 +136,7 @@ extern void NnReadOptions(struct AnomalyOptions *opts, NnOptions *o, const char 
 extern void NnTrainerInit(NnTrainer *t, const char *what, const AnomalyTrainData *data,
 						  const NnOptions *o, pg_prng_state *rng, void *arg);
 extern int	NnTrainBatch(int n, double validation_fraction, int batch_size);
+extern int	NnTrimRows(const double *loss, int B, double trim, bool *keep);
 extern void NnTrain(NnTrainer *t);
 extern void NnTrainMetrics(const NnTrainer *t, StringInfo metrics);
 

@@ -19,7 +19,10 @@
  *
  * Training.  Loss = mean over rows of the summed squared error, minimized by
  * Adam on shuffled minibatches (batch_size, learning_rate, decoupled
- * weight_decay).  validation_fraction of the rows (seeded choice) is held
+ * weight_decay); the rows of a minibatch with the largest errors (the share
+ * trim, default 0.3) are left out of its gradient, so that the anomalies
+ * among the training rows are not learned (nn.c explains the trimmed loss;
+ * it raised the mean ROC-AUC on the shared and on unshipped datasets).  validation_fraction of the rows (seeded choice) is held
  * out; after each epoch the validation loss is measured, the best weights are
  * kept, and training stops after patience epochs without improvement; the
  * best weights are the ones stored (the loop is NnTrain in nn.c).  When
@@ -103,6 +106,9 @@ typedef struct AeTrain
 	NnNet	   *best;
 	NnAdam		adam;
 	float	   *dOut;			/* batch x d */
+	double	   *rowloss;		/* batch */
+	bool	   *keep;			/* batch */
+	double		trim;
 } AeTrain;
 
 /*
@@ -114,15 +120,35 @@ AeStep(void *arg, int B, const float *Xb)
 	AeTrain    *t = arg;
 	int			d = t->net->in;
 	const float *Y = NnForward(t->net, B, Xb);
-	float		scale = 2.0f / B;
 	double		sum = 0.0;
+	int			kept;
+	float		scale;
 
-	for (Size k = 0; k < (Size) B * d; k++)
+	for (int r = 0; r < B; r++)
 	{
-		float		e = Y[k] - Xb[k];
+		double		s = 0.0;
 
-		sum += (double) e * e;
-		t->dOut[k] = scale * e;
+		for (int j = 0; j < d; j++)
+		{
+			float		e = Y[(Size) r * d + j] - Xb[(Size) r * d + j];
+
+			s += (double) e * e;
+		}
+		t->rowloss[r] = s;
+		sum += s;
+	}
+	kept = NnTrimRows(t->rowloss, B, t->trim, t->keep);
+	scale = 2.0f / kept;
+	for (int r = 0; r < B; r++)
+	{
+		float		c = t->keep[r] ? scale : 0.0f;
+
+		for (int j = 0; j < d; j++)
+		{
+			Size		k = (Size) r * d + j;
+
+			t->dOut[k] = c * (Y[k] - Xb[k]);
+		}
 	}
 	NnBackward(t->net, B, Xb, t->dOut, NULL);
 	NnAdamStep(t->net, &t->adam);
@@ -130,25 +156,29 @@ AeStep(void *arg, int B, const float *Xb)
 }
 
 /*
- * Mean squared reconstruction error of n rows.
+ * Squared reconstruction error of each of n rows.
  */
-static double
-AeValidate(void *arg, int n, const float *Xv)
+static void
+AeValidate(void *arg, int n, const float *Xv, double *loss)
 {
 	AeTrain    *t = arg;
 	int			d = t->net->in;
 	float	   *rec = palloc_extended((Size) n * d * sizeof(float), MCXT_ALLOC_HUGE);
-	double		loss = 0.0;
 
 	NnPredict(t->net, n, Xv, rec);
-	for (Size k = 0; k < (Size) n * d; k++)
+	for (int i = 0; i < n; i++)
 	{
-		double		e = (double) rec[k] - Xv[k];
+		double		s = 0.0;
 
-		loss += e * e;
+		for (int j = 0; j < d; j++)
+		{
+			double		e = (double) rec[(Size) i * d + j] - Xv[(Size) i * d + j];
+
+			s += e * e;
+		}
+		loss[i] = s;
 	}
 	pfree(rec);
-	return loss / n;
 }
 
 static void
@@ -187,6 +217,9 @@ ae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *result
 	at.best = NnCreateMLP(d, o->nhidden, o->hidden, d, o->nn.activation, NN_IDENTITY);
 	NnAdamInit(&at.adam, o->nn.learning_rate, o->nn.weight_decay);
 	at.dOut = palloc((Size) B * d * sizeof(float));
+	at.rowloss = palloc(B * sizeof(double));
+	at.keep = palloc(B * sizeof(bool));
+	at.trim = o->nn.trim;
 
 	NnTrainerInit(&tr, "autoencoder", data, &o->nn, &rng, &at);
 	tr.step = AeStep;

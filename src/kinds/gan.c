@@ -168,6 +168,8 @@ typedef struct GanTrain
 	float	   *dZ;				/* B x L */
 	float	   *dZl;			/* B x L */
 	float	   *dS;				/* 2B */
+	double	   *rowloss;		/* B */
+	bool	   *keep;			/* B */
 	double		d_loss;			/* discriminator loss summed over the epoch */
 	int			d_resets;
 } GanTrain;
@@ -190,9 +192,10 @@ GanStep(void *arg, int B, const float *Xb)
 	const float *F;
 	const float *S;
 	float		inv = 1.0f / B;
-	float		c_rec = 2.0f * (float) o->w_rec * inv;
-	float		c_adv = 2.0f * (float) o->w_adv * inv;
-	float		c_lat = 2.0f * (float) o->w_lat * inv;
+	float		c_rec;
+	float		c_adv;
+	float		c_lat;
+	int			kept;
 	double		sse = 0.0;
 	double		dl = 0.0;
 
@@ -204,25 +207,59 @@ GanStep(void *arg, int B, const float *Xb)
 	memcpy(t->XX + (Size) B * d, Xh, (Size) B * d * sizeof(float));
 	F = NnForward(t->df, 2 * B, t->XX);
 
+	/* trimmed loss: the rows reconstructed worst do not train the generator */
+	for (int r = 0; r < B; r++)
+	{
+		double		s = 0.0;
+
+		for (int j = 0; j < d; j++)
+		{
+			float		e = Xh[(Size) r * d + j] - Xb[(Size) r * d + j];
+
+			s += (double) e * e;
+		}
+		t->rowloss[r] = s;
+		sse += s;
+	}
+	kept = NnTrimRows(t->rowloss, B, o->nn.trim, t->keep);
+	c_rec = 2.0f * (float) o->w_rec / kept;
+	c_adv = 2.0f * (float) o->w_adv / kept;
+	c_lat = 2.0f * (float) o->w_lat / kept;
+
 	/* feature matching: gradient at f(x^) only, through the discriminator to x^ */
 	memset(t->dF, 0, (Size) B * w * sizeof(float));
-	for (Size k = 0; k < (Size) B * w; k++)
-		t->dF[(Size) B * w + k] = c_adv * (F[(Size) B * w + k] - F[k]);
-	NnBackward(t->df, 2 * B, t->XX, t->dF, t->dIn);
-	for (Size k = 0; k < (Size) B * d; k++)
+	for (int r = 0; r < B; r++)
 	{
-		float		e = Xh[k] - Xb[k];
+		float		c = t->keep[r] ? c_adv : 0.0f;
 
-		sse += (double) e * e;
-		t->dXh[k] = t->dIn[(Size) B * d + k] + c_rec * e;
+		for (int k = 0; k < w; k++)
+			t->dF[(Size) (B + r) * w + k] = c * (F[(Size) (B + r) * w + k] - F[(Size) r * w + k]);
+	}
+	NnBackward(t->df, 2 * B, t->XX, t->dF, t->dIn);
+	for (int r = 0; r < B; r++)
+	{
+		float		c = t->keep[r] ? c_rec : 0.0f;
+
+		for (int j = 0; j < d; j++)
+		{
+			Size		k = (Size) r * d + j;
+
+			t->dXh[k] = t->dIn[(Size) B * d + k] + c * (Xh[k] - Xb[k]);
+		}
 	}
 	/* latent consistency: both z and z^ receive its gradient */
-	for (Size k = 0; k < (Size) B * L; k++)
+	for (int r = 0; r < B; r++)
 	{
-		float		e = Zh[k] - Z[k];
+		float		c = t->keep[r] ? c_lat : 0.0f;
 
-		t->dZh[k] = c_lat * e;
-		t->dZl[k] = -c_lat * e;
+		for (int k = 0; k < L; k++)
+		{
+			Size		i = (Size) r * L + k;
+			float		e = Zh[i] - Z[i];
+
+			t->dZh[i] = c * e;
+			t->dZl[i] = -c * e;
+		}
 	}
 	NnBackward(t->e, B, Xh, t->dZh, t->dXe);
 	for (Size k = 0; k < (Size) B * d; k++)
@@ -326,20 +363,14 @@ GanErrors(const NnNet *ge, const NnNet *gd, const NnNet *df, int n, const float 
 }
 
 /*
- * Mean reconstruction error of n validation rows.
+ * Reconstruction error of each of n validation rows.
  */
-static double
-GanValidate(void *arg, int n, const float *Xv)
+static void
+GanValidate(void *arg, int n, const float *Xv, double *loss)
 {
 	GanTrain   *t = arg;
-	double	   *s = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
-	double		sum = 0.0;
 
-	GanErrors(t->ge, t->gd, t->df, n, Xv, s, NULL);
-	for (int i = 0; i < n; i++)
-		sum += s[i];
-	pfree(s);
-	return sum / n;
+	GanErrors(t->ge, t->gd, t->df, n, Xv, loss, NULL);
 }
 
 static void
@@ -423,6 +454,8 @@ gan_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	gt.dZ = palloc((Size) B * L * sizeof(float));
 	gt.dZl = palloc((Size) B * L * sizeof(float));
 	gt.dS = palloc((Size) 2 * B * sizeof(float));
+	gt.rowloss = palloc(B * sizeof(double));
+	gt.keep = palloc(B * sizeof(bool));
 
 	NnTrainerInit(&tr, "gan", data, &o->nn, &rng, &gt);
 	tr.step = GanStep;

@@ -143,6 +143,9 @@ typedef struct VaeTrain
 	float	   *dR;				/* batch x d */
 	float	   *dZ;				/* batch x L */
 	float	   *dH;				/* batch x 2L */
+	double	   *rowloss;		/* batch */
+	bool	   *keep;			/* batch */
+	double		trim;
 } VaeTrain;
 
 /*
@@ -157,8 +160,9 @@ VaeStep(void *arg, int B, const float *Xb)
 	int			d = t->enc->in;
 	const float *H;
 	const float *R;
-	float		inv = 1.0f / B;
+	float		inv;
 	double		loss = 0.0;
+	int			kept;
 
 	H = NnForward(t->enc, B, Xb);
 	for (int r = 0; r < B; r++)
@@ -172,21 +176,41 @@ VaeStep(void *arg, int B, const float *Xb)
 			t->eps[(Size) r * L + k] = e;
 			t->Z[(Size) r * L + k] = h[k] + expf(0.5f * VaeClampLogvar(h[L + k])) * e;
 		}
-		loss += t->beta * VaeKl(h, L);
+		t->rowloss[r] = t->beta * VaeKl(h, L);
 	}
 	R = NnForward(t->dec, B, t->Z);
-	for (Size k = 0; k < (Size) B * d; k++)
+	for (int r = 0; r < B; r++)
 	{
-		float		e = R[k] - Xb[k];
+		double		s = 0.0;
 
-		loss += (double) e * e;
-		t->dR[k] = 2.0f * inv * e;
+		for (int j = 0; j < d; j++)
+		{
+			float		e = R[(Size) r * d + j] - Xb[(Size) r * d + j];
+
+			s += (double) e * e;
+		}
+		t->rowloss[r] += s;
+		loss += t->rowloss[r];
+	}
+	kept = NnTrimRows(t->rowloss, B, t->trim, t->keep);
+	inv = 1.0f / kept;
+	for (int r = 0; r < B; r++)
+	{
+		float		c = t->keep[r] ? 2.0f * inv : 0.0f;
+
+		for (int j = 0; j < d; j++)
+		{
+			Size		k = (Size) r * d + j;
+
+			t->dR[k] = c * (R[k] - Xb[k]);
+		}
 	}
 	NnBackward(t->dec, B, t->Z, t->dR, t->dZ);
 	for (int r = 0; r < B; r++)
 	{
 		const float *h = H + (Size) r * 2 * L;
 		float	   *dh = t->dH + (Size) r * 2 * L;
+		float		kb = t->keep[r] ? t->beta * inv : 0.0f;
 
 		for (int k = 0; k < L; k++)
 		{
@@ -195,9 +219,9 @@ VaeStep(void *arg, int B, const float *Xb)
 			float		lvc = VaeClampLogvar(lv);
 			float		sd = expf(0.5f * lvc);
 
-			dh[k] = dz + t->beta * inv * h[k];
+			dh[k] = dz + kb * h[k];
 			dh[L + k] = (lv == lvc) ?
-				dz * t->eps[(Size) r * L + k] * 0.5f * sd + t->beta * inv * 0.5f * (sd * sd - 1.0f) :
+				dz * t->eps[(Size) r * L + k] * 0.5f * sd + kb * 0.5f * (sd * sd - 1.0f) :
 				0.0f;
 		}
 	}
@@ -243,20 +267,14 @@ VaeScoreRows(const NnNet *enc, const NnNet *dec, int L, float beta,
 }
 
 /*
- * Mean deterministic score of n validation rows.
+ * Deterministic score of each of n validation rows.
  */
-static double
-VaeValidate(void *arg, int n, const float *Xv)
+static void
+VaeValidate(void *arg, int n, const float *Xv, double *loss)
 {
 	VaeTrain   *t = arg;
-	double	   *s = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
-	double		sum = 0.0;
 
-	VaeScoreRows(t->enc, t->dec, t->L, t->beta, n, Xv, s);
-	for (int i = 0; i < n; i++)
-		sum += s[i];
-	pfree(s);
-	return sum / n;
+	VaeScoreRows(t->enc, t->dec, t->L, t->beta, n, Xv, loss);
 }
 
 static void
@@ -310,6 +328,9 @@ vae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	vt.dZ = palloc((Size) B * L * sizeof(float));
 	vt.dH = palloc((Size) B * 2 * L * sizeof(float));
 	vt.dR = palloc((Size) B * d * sizeof(float));
+	vt.rowloss = palloc(B * sizeof(double));
+	vt.keep = palloc(B * sizeof(bool));
+	vt.trim = o->nn.trim;
 
 	NnTrainerInit(&tr, "vae", data, &o->nn, &rng, &vt);
 	tr.step = VaeStep;
