@@ -23,7 +23,10 @@
  * 50 / 1 / 1, with squared instead of absolute error), the adversarial term
  * being feature matching on the discriminator's hidden layer (Salimans et
  * al., 2016).  The discriminator minimizes the logistic loss of telling x
- * from x^.
+ * from x^.  As in the other deep kinds, the rows of a minibatch that the
+ * generator reconstructs worst (the share trim) are left out of the
+ * generator's gradient, so the anomalies among the training rows are not
+ * learned (nn.c).
  *
  * What keeps it stable (no NaN, no collapse, with default options on every
  * shared dataset): the generator never plays the minimax game directly: it

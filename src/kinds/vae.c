@@ -21,7 +21,8 @@
  * (with no gradient through the clamp) so that a stray unit cannot overflow.
  * The noise comes from the model's seeded pg_prng, so training is
  * reproducible bit for bit; the loop (validation split, early stopping on
- * the validation score, Adam) is NnTrain in nn.c.
+ * the validation score, Adam, and the trimmed loss that keeps the worst
+ * rows of each minibatch out of the gradient) is NnTrain in nn.c.
  *
  * Score, deterministic: the row is encoded, decoded from its mean code
  * (no sampling), and
