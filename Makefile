@@ -1,14 +1,15 @@
 # anomaly: unsupervised anomaly detection inside PostgreSQL (PGXS build)
 
 EXTENSION = anomaly
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = anomaly
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/kinds/*.c))
 HEADERS = $(wildcard src/*.h)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+# earlier versions' install scripts are kept as released, beside the upgrade scripts
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
 
 # Regression tests: inputs in sql/, expected output in expected/ (the install
 # script shares sql/, so the list is explicit).
