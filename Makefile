@@ -17,7 +17,6 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 TAP_TESTS = 1
 PROVE_TESTS = $(wildcard test/t/*.pl)
-PROVE_FLAGS = -I ./test/perl
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -34,3 +33,6 @@ include $(PGXS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
+
+# rebuild every object when a header changes (PGXS tracks no header dependencies)
+$(OBJS): $(wildcard src/*.h)

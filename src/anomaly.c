@@ -17,6 +17,7 @@
 #include "funcapi.h"
 #include "kinds.h"
 #include "model.h"
+#include "progress.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -69,6 +70,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("anomaly");
 
 	AnomalyModelCacheInit();
+	AnomalyProgressShmemRequest();
 }
 
 /*

@@ -16,7 +16,13 @@
  *
  * Storing upserts the model row first: its row lock serializes concurrent
  * trainings of the same name, and the weights are then deleted and inserted in
- * the same transaction.
+ * the same transaction.  The same transaction appends the run's summary to
+ * anomaly_training_runs with the next version number of that model name; the
+ * model row lock makes the max(version) + 1 safe against a concurrent
+ * training of the same name (the second waits for the first to commit, and
+ * its next statement sees the first's history row).  History is not tied to
+ * anomaly_models: it outlives anomaly_drop(), and a model created again under
+ * the same name continues its version numbers.
  */
 #include "postgres.h"
 
@@ -29,6 +35,8 @@
 #include "fmgr.h"
 #include "model.h"
 #include "utils/array.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -60,6 +68,32 @@ AnomalyCatalogNamespace(FunctionCallInfo fcinfo)
 					 errhint("Reinstall the extension with DROP EXTENSION anomaly; CREATE EXTENSION anomaly;")));
 	}
 	return nsp;
+}
+
+/*
+ * Scoring needs SELECT on both catalog tables; training and dropping also
+ * need INSERT, UPDATE and DELETE.  Checked when a query first resolves a
+ * model (so a cached model is no way around the grants) and before training
+ * starts (so a missing grant fails before the work, not after).
+ */
+void
+AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write)
+{
+	Oid			user = GetUserId();
+	AclMode		mode = ACL_SELECT | (write ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE) : 0);
+
+	Oid			nsp = AnomalyCatalogNamespace(fcinfo);	/* makes sure the relids are known */
+	Oid			runs = write ? get_relname_relid("anomaly_training_runs", nsp) : InvalidOid;
+
+	if (pg_class_aclcheck(models_relid, user, mode) != ACLCHECK_OK ||
+		pg_class_aclcheck(weights_relid, user, mode) != ACLCHECK_OK ||
+		(OidIsValid(runs) && pg_class_aclcheck(runs, user, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s anomaly models", write ? "train or drop" : "read"),
+				 write ?
+				 errhint("Ask an administrator to GRANT SELECT, INSERT, UPDATE, DELETE ON anomaly_models, anomaly_weights and SELECT, INSERT ON anomaly_training_runs to your role.") :
+				 errhint("Ask an administrator to GRANT SELECT ON anomaly_models, anomaly_weights to your role.")));
 }
 
 bool
@@ -250,9 +284,106 @@ AnomalyCatalogLoad(Oid nsp, const char *name, bool latest)
 }
 
 /*
- * Store (insert or replace) a model and its tensors.
+ * Check that the current user may replace or drop model "name": it must not
+ * exist, or be owned by a role whose privileges the user has.  With lock, the
+ * model row is locked FOR UPDATE, serializing concurrent replacements.
+ * Returns whether the model exists.
  */
-void
+bool
+AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	int			ret;
+	bool		exists = false;
+
+	vals[0] = CStringGetTextDatum(name);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* read without a lock first: FOR UPDATE would hide others' rows under RLS */
+	ret = SPI_execute_with_args(psprintf("SELECT owner FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+										 QualifiedTable(nsp, "anomaly_models")),
+								1, types, vals, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading model owner failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Oid			ownerid = isnull ? InvalidOid : get_role_oid(NameStr(*DatumGetName(owner)), true);
+
+		exists = true;
+		if (!superuser() && (!OidIsValid(ownerid) || !has_privs_of_role(GetUserId(), ownerid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of anomaly model \"%s\"", name),
+					 errdetail("The model is owned by role \"%s\".", isnull ? "" : NameStr(*DatumGetName(owner))),
+					 errhint("Train under another name, or ask its owner to grant you their role.")));
+		if (lock)
+		{
+			ret = SPI_execute_with_args(psprintf("SELECT 1 FROM %s WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+												 QualifiedTable(nsp, "anomaly_models")),
+										1, types, vals, NULL, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "locking model failed: %s", SPI_result_code_string(ret));
+			exists = SPI_processed > 0;
+		}
+	}
+	SPI_finish();
+	return exists;
+}
+
+/*
+ * Append a training run to anomaly_training_runs (inside the caller's SPI
+ * connection); mvals are the model row's values as AnomalyCatalogStore binds
+ * them.  The 1001 stored quantiles are summarized as 101 percentiles, so
+ * score_percentiles[p + 1] is the p-th percentile of the training scores.
+ * Returns the run's version number (0 when the catalog has no history table).
+ */
+static int
+StoreHistory(Oid nsp, const AnomalyModelRow *row, const Datum *mvals)
+{
+	char	   *runs = QualifiedTable(nsp, "anomaly_training_runs");
+	Oid			types[10] = {TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, JSONBOID, FLOAT8OID,
+	FLOAT8ARRAYOID, JSONBOID, INT8OID, FLOAT8OID};
+	Datum		vals[10];
+	Datum		pct[101];
+	bool		isnull;
+	int			ret;
+
+	/*
+	 * Between installing a new library and ALTER EXTENSION UPDATE, the catalog
+	 * may still be the one of version 0.1.0, which had no history: skip it.
+	 */
+	if (!OidIsValid(get_relname_relid("anomaly_training_runs", nsp)))
+		return 0;
+
+	for (int p = 0; p <= 100; p++)
+		pct[p] = Float8GetDatum(row->quantiles[p * (ANOMALY_N_QUANTILES - 1) / 100]);
+	memcpy(vals, mvals, 6 * sizeof(Datum));	/* name .. threshold */
+	vals[6] = PointerGetDatum(construct_array(pct, 101, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[7] = mvals[7];
+	vals[8] = Int64GetDatum(row->rows);
+	vals[9] = Float8GetDatum(row->seconds);
+
+	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (model, version, kind, n_features, feature_names, "
+										 "options, threshold, score_percentiles, metrics, rows, seconds, "
+										 "trained_at, trained_by) "
+										 "VALUES ($1, COALESCE((SELECT pg_catalog.max(r.version) FROM %s r "
+										 "WHERE r.model OPERATOR(pg_catalog.=) $1), 0) OPERATOR(pg_catalog.+) 1, "
+										 "$2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now(), CURRENT_USER) "
+										 "RETURNING version", runs, runs),
+								10, types, vals, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "recording the training run failed: %s", SPI_result_code_string(ret));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Store (insert or replace) a model and its tensors, and append the run to
+ * the training history.  Returns the run's version number.
+ */
+int
 AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 {
 	char	   *models = QualifiedTable(nsp, "anomaly_models");
@@ -266,6 +397,7 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 	SPIPlanPtr	plan;
 	ListCell   *lc;
 	int			ret;
+	int			version;
 
 	names = palloc(row->n_features * sizeof(Datum));
 	for (int i = 0; i < row->n_features; i++)
@@ -282,6 +414,9 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 	mvals[5] = Float8GetDatum(row->threshold);
 	mvals[6] = PointerGetDatum(construct_array(q, ANOMALY_N_QUANTILES, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	mvals[7] = JsonbPGetDatum(row->metrics);
+
+	/* lock the existing row (if any) and check it is ours to replace */
+	AnomalyCatalogCheckOwner(nsp, row->name, true);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -340,7 +475,10 @@ AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors)
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "storing tensor failed: %s", SPI_result_code_string(ret));
 	}
+
+	version = StoreHistory(nsp, row, mvals);
 	SPI_finish();
+	return version;
 }
 
 /*
@@ -354,6 +492,8 @@ AnomalyCatalogDrop(Oid nsp, const char *name)
 	int			ret;
 	bool		found;
 
+	if (!AnomalyCatalogCheckOwner(nsp, name, true))
+		return false;
 	vals[0] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -19,13 +19,17 @@ typedef struct AnomalyModelRow
 	double		threshold;
 	double	   *quantiles;		/* ANOMALY_N_QUANTILES */
 	Jsonb	   *metrics;
+	int64		rows;			/* rows trained on (history) */
+	double		seconds;		/* duration of the run (history) */
 } AnomalyModelRow;
 
 extern Oid	AnomalyCatalogNamespace(FunctionCallInfo fcinfo);
 extern bool AnomalyCatalogIsOurRelation(Oid relid);
+extern void AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write);
+extern bool AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock);
 extern void AnomalyCatalogForgetRelations(void);
 extern AnomalyModel *AnomalyCatalogLoad(Oid nsp, const char *name, bool latest);
-extern void AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors);
+extern int	AnomalyCatalogStore(Oid nsp, const AnomalyModelRow *row, List *tensors);
 extern bool AnomalyCatalogDrop(Oid nsp, const char *name);
 
 #endif							/* ANOMALY_CATALOG_H */

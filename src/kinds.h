@@ -10,6 +10,9 @@
 
 #define ANOMALY_KINDS(X) \
 	X(anomaly_kind_zscore) \
+	X(anomaly_kind_pca) \
+	X(anomaly_kind_knn) \
+	X(anomaly_kind_iforest) \
 	X(anomaly_kind_autoencoder) \
 	X(anomaly_kind_vae) \
 	X(anomaly_kind_gan)

@@ -39,9 +39,12 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "model.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/typcache.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 typedef struct CachedModel
@@ -229,6 +232,7 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 
 	gen = cache_generation;
 	model = AnomalyModelLookup(fcinfo, pnstrdup(name, name_len));
+	AnomalyCatalogCheckAccess(fcinfo, false);
 
 	if (h->name == NULL || h->name_len < name_len)
 		h->name = MemoryContextAlloc(fcxt, name_len + 1);
@@ -237,8 +241,10 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 	h->name_len = name_len;
 	h->model = model;
 	h->generation = gen;
+	h->row_typid = InvalidOid;	/* feature names may have changed */
 	if (h->x_cap < (Size) model->n_features)
 	{
+		h->raw = MemoryContextAlloc(fcxt, model->n_features * sizeof(double));
 		h->x = MemoryContextAlloc(fcxt, model->n_features * sizeof(float));
 		h->contrib = MemoryContextAlloc(fcxt, model->n_features * sizeof(double));
 		h->x_cap = model->n_features;
@@ -258,18 +264,30 @@ AnomalyGetHandleText(FunctionCallInfo fcinfo, text *name)
 }
 
 /*
- * Reject NaN and infinities in n values.
+ * Check h->raw (finite, representable as real) and standardize it into h->x.
  */
-void
-AnomalyCheckFinite(const float *x, int n, const char *what)
+static const float *
+StandardizeInput(AnomalyHandle *h)
 {
-	for (int i = 0; i < n; i++)
-		if (isnan(x[i]) || isinf(x[i]))
+	AnomalyModel *model = h->model;
+	const double *raw = h->raw;
+	float	   *x = h->x;
+
+	for (int i = 0; i < model->n_features; i++)
+	{
+		if (isnan(raw[i]) || isinf(raw[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("%s must be finite, but element %d is %s", what, i + 1,
-							isnan(x[i]) ? "NaN" : (x[i] > 0 ? "Infinity" : "-Infinity")),
+					 errmsg("feature \"%s\" must be finite, but it is %s", model->feature_names[i],
+							isnan(raw[i]) ? "NaN" : (raw[i] > 0 ? "Infinity" : "-Infinity")),
 					 errhint("Replace missing or non-finite values before scoring, for example with COALESCE or a CASE expression.")));
+		if (fabs(raw[i]) > FLT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("feature \"%s\" is out of range for type real", model->feature_names[i])));
+		x[i] = ((float) raw[i] - model->center[i]) * model->inv_scale[i];
+	}
+	return x;
 }
 
 /*
@@ -282,7 +300,6 @@ AnomalyReadInput(AnomalyHandle *h, ArrayType *a)
 	AnomalyModel *model = h->model;
 	int			d = model->n_features;
 	int			n;
-	float	   *x = h->x;
 
 	if (ARR_NDIM(a) > 1)
 		ereport(ERROR,
@@ -304,30 +321,116 @@ AnomalyReadInput(AnomalyHandle *h, ArrayType *a)
 		const float *v = (const float *) ARR_DATA_PTR(a);
 
 		for (int i = 0; i < d; i++)
-			x[i] = v[i];
+			h->raw[i] = v[i];
 	}
 	else if (ARR_ELEMTYPE(a) == FLOAT8OID)
-	{
-		const double *v = (const double *) ARR_DATA_PTR(a);
-
-		for (int i = 0; i < d; i++)
-		{
-			if (fabs(v[i]) > FLT_MAX && !isinf(v[i]))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("feature %d is out of range for type real", i + 1)));
-			x[i] = (float) v[i];
-		}
-	}
+		memcpy(h->raw, ARR_DATA_PTR(a), d * sizeof(double));
 	else
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("features must be real[] or double precision[]")));
+	{
+		/* numeric[], int[], bigint[]: the general path */
+		AnomalyColumnKind kind;
+		Datum	   *elems;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
 
-	AnomalyCheckFinite(x, d, "features");
-	for (int i = 0; i < d; i++)
-		x[i] = (x[i] - model->center[i]) * model->inv_scale[i];
-	return x;
+		if (!AnomalyClassifyType(ARR_ELEMTYPE(a), &kind))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("features must be an array of numbers, not %s", format_type_be(ARR_ELEMTYPE(a)))));
+		get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+		deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign, &elems, NULL, &n);
+		for (int i = 0; i < d; i++)
+			h->raw[i] = AnomalyConvertDatum(elems[i], kind);
+		pfree(elems);
+	}
+	return StandardizeInput(h);
+}
+
+/*
+ * Map the model's feature names onto the attributes of a row type.
+ */
+static void
+MapRowType(AnomalyHandle *h, Oid typid, int32 typmod)
+{
+	AnomalyModel *model = h->model;
+	MemoryContext fcxt = GetMemoryChunkContext(h);
+	TupleDesc	desc = lookup_rowtype_tupdesc(typid, typmod);
+
+	if (h->row_attnum == NULL || h->row_natts < desc->natts)
+	{
+		h->row_values = MemoryContextAlloc(fcxt, Max(desc->natts, 1) * sizeof(Datum));
+		h->row_nulls = MemoryContextAlloc(fcxt, Max(desc->natts, 1) * sizeof(bool));
+	}
+	h->row_attnum = MemoryContextAlloc(fcxt, model->n_features * sizeof(int));
+	h->row_kind = MemoryContextAlloc(fcxt, model->n_features * sizeof(AnomalyColumnKind));
+	for (int j = 0; j < model->n_features; j++)
+	{
+		int			found = -1;
+
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), model->feature_names[j]) == 0)
+			{
+				found = i;
+				break;
+			}
+		}
+		if (found < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("row has no field \"%s\", which model \"%s\" needs", model->feature_names[j], model->name),
+					 errhint("Pass a row with the columns the model was trained on, or an array of features.")));
+		if (!AnomalyClassifyType(TupleDescAttr(desc, found)->atttypid, &h->row_kind[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("field \"%s\" has type %s, which is not a number",
+							model->feature_names[j], format_type_be(TupleDescAttr(desc, found)->atttypid))));
+		h->row_attnum[j] = found;
+	}
+	h->row_natts = desc->natts;
+	h->row_typid = typid;
+	h->row_typmod = typmod;
+	ReleaseTupleDesc(desc);
+}
+
+/*
+ * Read the model's features from a composite value by field name, and
+ * standardize them into h->x.
+ */
+const float *
+AnomalyReadRow(AnomalyHandle *h, HeapTupleHeader row)
+{
+	Oid			typid = HeapTupleHeaderGetTypeId(row);
+	int32		typmod = HeapTupleHeaderGetTypMod(row);
+	HeapTupleData tuple;
+	TupleDesc	desc;
+
+	if (typid != h->row_typid || typmod != h->row_typmod)
+		MapRowType(h, typid, typmod);
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	desc = lookup_rowtype_tupdesc(typid, typmod);
+	heap_deform_tuple(&tuple, desc, h->row_values, h->row_nulls);
+	ReleaseTupleDesc(desc);
+
+	for (int j = 0; j < h->model->n_features; j++)
+	{
+		int			i = h->row_attnum[j];
+
+		if (h->row_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("field \"%s\" is NULL", h->model->feature_names[j]),
+					 errhint("Replace NULLs before scoring, for example with COALESCE(x, 0).")));
+		h->raw[j] = AnomalyConvertDatum(h->row_values[i], h->row_kind[j]);
+	}
+	return StandardizeInput(h);
 }
 
 /*

@@ -6,6 +6,8 @@
 #define ANOMALY_MODEL_H
 
 #include "anomaly.h"
+#include "access/htup.h"
+#include "convert.h"
 #include "utils/array.h"
 
 /*
@@ -19,20 +21,30 @@ typedef struct AnomalyHandle
 	int			name_len;
 	AnomalyModel *model;
 	uint64		generation;		/* cache generation when resolved */
+	double	   *raw;			/* input row as given, n_features */
 	float	   *x;				/* standardized input row, n_features */
 	float	   *work;			/* kind workspace */
 	double	   *contrib;		/* per-feature contributions (explain) */
 	Size		x_cap;
 	Size		work_cap;
+
+	/* row input: where the model's features are in the last row type seen */
+	Oid			row_typid;
+	int32		row_typmod;
+	int		   *row_attnum;		/* per feature, 0-based attribute index */
+	AnomalyColumnKind *row_kind;	/* per feature */
+	Datum	   *row_values;
+	bool	   *row_nulls;
+	int			row_natts;
 } AnomalyHandle;
 
 extern void AnomalyModelCacheInit(void);
 extern AnomalyHandle *AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len);
 extern AnomalyHandle *AnomalyGetHandleText(FunctionCallInfo fcinfo, text *name);
 extern const float *AnomalyReadInput(AnomalyHandle *h, ArrayType *features);
+extern const float *AnomalyReadRow(AnomalyHandle *h, HeapTupleHeader row);
 extern double AnomalyModelScore(AnomalyHandle *h, const float *x);
 extern double AnomalyQuantileThreshold(const AnomalyModel *model, double contamination);
 extern void AnomalyModelFinish(AnomalyModel *model);
-extern void AnomalyCheckFinite(const float *x, int n, const char *what);
 
 #endif							/* ANOMALY_MODEL_H */

@@ -157,6 +157,27 @@ AnomalyOptBool(AnomalyOptions *opts, const char *key, bool def)
 }
 
 /*
+ * A boolean that steers the run but not the model (such as "verbose"): read
+ * and range-checked like AnomalyOptBool and known to AnomalyOptCheckUnused,
+ * but not recorded in the options as used, so it never changes what is stored
+ * with the model.
+ */
+bool
+AnomalyOptFlag(AnomalyOptions *opts, const char *key, bool def)
+{
+	JsonbValue *v = OptFind(opts, key);
+
+	opts->used = lappend(opts->used, pstrdup(key));
+	if (v == NULL)
+		return def;
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be true or false", key)));
+	return v->val.boolean;
+}
+
+/*
  * One of a fixed list of strings; returns the entry of "allowed" (so callers
  * may compare pointers or strcmp).
  */

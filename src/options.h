@@ -21,6 +21,7 @@ extern int64 AnomalyOptInt64(AnomalyOptions *opts, const char *key, int64 def, i
 extern double AnomalyOptReal(AnomalyOptions *opts, const char *key, double def,
 							 double min, double max, bool min_exclusive);
 extern bool AnomalyOptBool(AnomalyOptions *opts, const char *key, bool def);
+extern bool AnomalyOptFlag(AnomalyOptions *opts, const char *key, bool def);
 extern const char *AnomalyOptEnum(AnomalyOptions *opts, const char *key, const char *def,
 								  const char *const *allowed);
 extern int	AnomalyOptIntList(AnomalyOptions *opts, const char *key, int *out, int maxlen,

@@ -17,6 +17,7 @@
 #include "utils/float.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 /* The model named by anomaly.model, or an error saying how to set it. */
 static const char *
@@ -40,14 +41,43 @@ CheckContamination(double c)
 }
 
 /*
+ * Resolve the model named by argument 0 and read the features of argument 1,
+ * an array or (row) a composite value whose fields are picked by name.
+ */
+static AnomalyHandle *
+ReadArgs(FunctionCallInfo fcinfo, bool row, const float **x)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	if (row)
+		*x = AnomalyReadRow(h, PG_GETARG_HEAPTUPLEHEADER(1));
+	else
+		*x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	return h;
+}
+
+/*
  * anomaly_score(model text, features real[] | float8[]) returns float8
  */
 PG_FUNCTION_INFO_V1(anomaly_score);
 Datum
 anomaly_score(PG_FUNCTION_ARGS)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+}
+
+/*
+ * anomaly_score(model text, row record) returns float8
+ */
+PG_FUNCTION_INFO_V1(anomaly_score_row);
+Datum
+anomaly_score_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
 
 	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
 }
@@ -73,8 +103,21 @@ PG_FUNCTION_INFO_V1(anomaly_is_anomaly);
 Datum
 anomaly_is_anomaly(PG_FUNCTION_ARGS)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
+}
+
+/*
+ * anomaly_is_anomaly(model text, row record) returns boolean
+ */
+PG_FUNCTION_INFO_V1(anomaly_is_anomaly_row);
+Datum
+anomaly_is_anomaly_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
 
 	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
 }
@@ -93,8 +136,7 @@ anomaly_is_anomaly_rate(PG_FUNCTION_ARGS)
 	const float *x;
 
 	CheckContamination(c);
-	h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	h = ReadArgs(fcinfo, false, &x);
 	PG_RETURN_BOOL(AnomalyModelScore(h, x) > AnomalyQuantileThreshold(h->model, c));
 }
 
@@ -113,24 +155,56 @@ CompareContrib(const void *a, const void *b, void *arg)
 	return i - j;
 }
 
+/* Push an object key. */
+static void
+PushKey(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+/*
+ * Push "key": number.  The number keeps float8's shortest exact decimal
+ * form; a non-finite value (JSON has none) becomes null.
+ */
+static void
+PushNumber(JsonbParseState **state, const char *key, double v)
+{
+	JsonbValue	n;
+
+	PushKey(state, key);
+	if (isnan(v) || isinf(v))
+		n.type = jbvNull;
+	else
+	{
+		n.type = jbvNumeric;
+		n.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+															CStringGetDatum(float8out_internal(v)),
+															ObjectIdGetDatum(InvalidOid),
+															Int32GetDatum(-1)));
+	}
+	pushJsonbValue(state, WJB_VALUE, &n);
+}
+
 /*
  * anomaly_explain(model text, features) returns jsonb
  *
  * {"score", "threshold", "is_anomaly", "features": [{"name", "value",
  * "contribution"}...]} with features sorted by contribution, largest first.
  */
-PG_FUNCTION_INFO_V1(anomaly_explain);
-Datum
-anomaly_explain(PG_FUNCTION_ARGS)
+static Datum
+Explain(AnomalyHandle *h, const float *x)
 {
-	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
-	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
-	const float *x = AnomalyReadInput(h, a);
 	AnomalyModel *model = h->model;
 	int			d = model->n_features;
 	int		   *order = palloc(d * sizeof(int));
 	double		score;
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
 
 	score = model->kind->explain(model, x, h->work, h->contrib);
 	if (isnan(score))
@@ -143,31 +217,59 @@ anomaly_explain(PG_FUNCTION_ARGS)
 	}
 	qsort_arg(order, d, sizeof(int), CompareContrib, h->contrib);
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"score\": ");
-	AnomalyJsonNumber(&buf, score);
-	appendStringInfoString(&buf, ", \"threshold\": ");
-	AnomalyJsonNumber(&buf, model->threshold);
-	appendStringInfo(&buf, ", \"is_anomaly\": %s, \"features\": [",
-					 score > model->threshold ? "true" : "false");
+	/* build the Jsonb directly: no JSON text to print and parse again */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	PushNumber(&state, "score", score);
+	PushNumber(&state, "threshold", model->threshold);
+	PushKey(&state, "is_anomaly");
+	{
+		JsonbValue	v;
+
+		v.type = jbvBool;
+		v.val.boolean = score > model->threshold;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	PushKey(&state, "features");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (int k = 0; k < d; k++)
 	{
 		int			i = order[k];
-		double		value;
+		JsonbValue	v;
 
-		/* the raw value as given */
-		if (ARR_ELEMTYPE(a) == FLOAT4OID)
-			value = ((const float *) ARR_DATA_PTR(a))[i];
-		else
-			value = ((const double *) ARR_DATA_PTR(a))[i];
-		appendStringInfoString(&buf, k > 0 ? ", {\"name\": " : "{\"name\": ");
-		escape_json(&buf, model->feature_names[i]);
-		appendStringInfoString(&buf, ", \"value\": ");
-		AnomalyJsonNumber(&buf, value);
-		appendStringInfoString(&buf, ", \"contribution\": ");
-		AnomalyJsonNumber(&buf, h->contrib[i]);
-		appendStringInfoChar(&buf, '}');
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&state, "name");
+		v.type = jbvString;
+		v.val.string.val = model->feature_names[i];
+		v.val.string.len = strlen(model->feature_names[i]);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		PushNumber(&state, "value", h->raw[i]);
+		PushNumber(&state, "contribution", h->contrib[i]);
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfoString(&buf, "]}");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
+}
+
+PG_FUNCTION_INFO_V1(anomaly_explain);
+Datum
+anomaly_explain(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	PG_RETURN_DATUM(Explain(h, x));
+}
+
+/*
+ * anomaly_explain(model text, row record) returns jsonb
+ */
+PG_FUNCTION_INFO_V1(anomaly_explain_row);
+Datum
+anomaly_explain_row(PG_FUNCTION_ARGS)
+{
+	const float *x;
+	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
+
+	PG_RETURN_DATUM(Explain(h, x));
 }

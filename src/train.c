@@ -17,10 +17,20 @@
  * the standardized space.  The kind trains, then the model is completed
  * exactly as a loaded one would be (AnomalyModelFinish) and the training rows
  * are scored through the same code that scores queries, so the stored
- * threshold and quantiles are consistent with anomaly_score().
+ * threshold and quantiles are consistent with anomaly_score().  The threshold
+ * is the 1 - contamination quantile of those scores, or with the option
+ * threshold: 'pot' the peaks-over-threshold (SPOT) fit of their tail at the
+ * option risk (metrics.c).
  *
  * Storing replaces the model in the caller's transaction (catalog.c): other
- * sessions see the old model until commit, then the new one.
+ * sessions see the old model until commit, then the new one.  The same
+ * transaction appends the run to the training history (anomaly_training_runs).
+ *
+ * Progress.  The run reports its phases (reading, training, scoring,
+ * storing) through progress.c: NOTICE lines with the option verbose (DEBUG1
+ * otherwise), and the anomaly_progress view when the library is preloaded.
+ * Kinds report their epochs the same way.  The run's slot is released however
+ * anomaly_train() ends (PG_TRY in the SQL-callable wrapper).
  */
 #include "postgres.h"
 
@@ -29,11 +39,14 @@
 #include "access/htup_details.h"
 #include "catalog.h"
 #include "catalog/pg_type.h"
+#include "convert.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "metrics.h"
 #include "model.h"
 #include "options.h"
+#include "progress.h"
 #include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -46,18 +59,12 @@
 
 #define TRAIN_BATCH 1000
 
-/* How one result column becomes features */
-typedef enum ColumnKind
-{
-	COL_FLOAT4, COL_FLOAT8, COL_INT2, COL_INT4, COL_INT8, COL_NUMERIC, COL_BOOL
-} ColumnKind;
-
 typedef struct TrainReader
 {
 	const char *model;
 	bool		array_input;	/* one array column */
 	int			ncols;
-	ColumnKind *cols;			/* per column (or the array's element) */
+	AnomalyColumnKind *cols;			/* per column (or the array's element) */
 	int			d;				/* features, -1 until known */
 	char	  **names;
 	int64		max_rows;
@@ -71,71 +78,23 @@ typedef struct TrainReader
 	MemoryContext cxt;
 } TrainReader;
 
-static bool
-ClassifyType(Oid type, ColumnKind *kind)
-{
-	switch (getBaseType(type))
-	{
-		case FLOAT4OID:
-			*kind = COL_FLOAT4;
-			return true;
-		case FLOAT8OID:
-			*kind = COL_FLOAT8;
-			return true;
-		case INT2OID:
-			*kind = COL_INT2;
-			return true;
-		case INT4OID:
-			*kind = COL_INT4;
-			return true;
-		case INT8OID:
-			*kind = COL_INT8;
-			return true;
-		case NUMERICOID:
-			*kind = COL_NUMERIC;
-			return true;
-		case BOOLOID:
-			*kind = COL_BOOL;
-			return true;
-		default:
-			return false;
-	}
-}
-
-static double
-ConvertDatum(Datum v, ColumnKind kind)
-{
-	switch (kind)
-	{
-		case COL_FLOAT4:
-			return DatumGetFloat4(v);
-		case COL_FLOAT8:
-			return DatumGetFloat8(v);
-		case COL_INT2:
-			return DatumGetInt16(v);
-		case COL_INT4:
-			return DatumGetInt32(v);
-		case COL_INT8:
-			return (double) DatumGetInt64(v);
-		case COL_NUMERIC:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, v));
-		case COL_BOOL:
-			return DatumGetBool(v) ? 1.0 : 0.0;
-	}
-	return 0.0;
-}
-
 static void
 StoreValue(TrainReader *r, int j, double v)
 {
 	float		f = (float) v;
 
-	if (isnan(v) || isinf(v) || isinf(f))
+	if (isnan(v) || isinf(v))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("training row " INT64_FORMAT " has a non-finite value in feature \"%s\"",
 						r->rows_seen + 1, r->names[j]),
 				 errhint("Filter or replace NaN and infinite values in the training query.")));
+	if (isinf(f))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training row " INT64_FORMAT " has a value out of range for type real in feature \"%s\"",
+						r->rows_seen + 1, r->names[j]),
+				 errhint("Rescale the feature in the training query; models compute in single precision.")));
 	r->row[j] = f;
 }
 
@@ -166,14 +125,14 @@ ReaderInitColumns(TrainReader *r, TupleDesc desc)
 				 errmsg("training query returns no columns")));
 
 	r->ncols = desc->natts;
-	r->cols = palloc0(desc->natts * sizeof(ColumnKind));
+	r->cols = palloc0(desc->natts * sizeof(AnomalyColumnKind));
 	r->d = -1;
 	if (natts == 1 && type_is_array(TupleDescAttr(desc, 0)->atttypid))
 	{
 		Oid			elem = get_element_type(getBaseType(TupleDescAttr(desc, 0)->atttypid));
 
 		r->array_input = true;
-		if (!ClassifyType(elem, &r->cols[0]) || r->cols[0] == COL_BOOL)
+		if (!AnomalyClassifyType(elem, &r->cols[0]) || r->cols[0] == COL_BOOL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("training query column \"%s\" is an array of %s",
@@ -191,7 +150,7 @@ ReaderInitColumns(TrainReader *r, TupleDesc desc)
 
 			if (att->attisdropped)
 				continue;
-			if (!ClassifyType(att->atttypid, &r->cols[i]))
+			if (!AnomalyClassifyType(att->atttypid, &r->cols[i]))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("training query column \"%s\" has type %s, which is not a number",
@@ -277,7 +236,7 @@ ReaderConvert(TrainReader *r, HeapTuple tup, TupleDesc desc)
 		{
 			if (nulls[j])
 				NullFeature(r, r->names[j]);
-			StoreValue(r, j, ConvertDatum(elems[j], r->cols[0]));
+			StoreValue(r, j, AnomalyConvertDatum(elems[j], r->cols[0]));
 		}
 	}
 	else
@@ -293,7 +252,7 @@ ReaderConvert(TrainReader *r, HeapTuple tup, TupleDesc desc)
 			v = SPI_getbinval(tup, desc, i + 1, &isnull);
 			if (isnull)
 				NullFeature(r, r->names[j]);
-			StoreValue(r, j, ConvertDatum(v, r->cols[i]));
+			StoreValue(r, j, AnomalyConvertDatum(v, r->cols[i]));
 			j++;
 		}
 	}
@@ -364,19 +323,22 @@ SortedQuantile(const double *v, int n, double p)
 }
 
 /*
- * anomaly_train(model text, query text, kind text, options jsonb) returns jsonb
+ * The body of anomaly_train(); the wrapper below ends the progress report.
  */
-PG_FUNCTION_INFO_V1(anomaly_train);
-Datum
-anomaly_train(PG_FUNCTION_ARGS)
+static Datum
+TrainModel(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *query;
 	const AnomalyKind *kind;
 	AnomalyOptions opts;
 	double		contamination;
+	bool		pot = false;
+	double		risk = 0.0;
+	AnomalyPotFit potfit;
 	int64		seed;
 	bool		standardize;
+	bool		verbose;
 	void	   *kopts = NULL;
 	TrainReader r;
 	Oid			nsp;
@@ -401,6 +363,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	Jsonb	   *used;
 	Jsonb	   *metrics;
 	Datum		ret;
+	int			version;
 
 	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
 		ereport(ERROR,
@@ -419,12 +382,25 @@ anomaly_train(PG_FUNCTION_ARGS)
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	kind = AnomalyFindKind(text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
 	nsp = AnomalyCatalogNamespace(fcinfo);
+	/* fail before the work, not after: may we write this model? */
+	AnomalyCatalogCheckAccess(fcinfo, true);
+	AnomalyCatalogCheckOwner(nsp, name, false);
 
 	/* common options */
 	AnomalyOptionsInit(&opts, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
 	contamination = AnomalyOptReal(&opts, "contamination", 0.05, 0.0, 0.5, true);
+	if (AnomalyOptGiven(&opts, "threshold"))
+	{
+		static const char *const methods[] = {"contamination", "pot", NULL};
+
+		/* recorded only when given, so default models keep their options */
+		pot = strcmp(AnomalyOptEnum(&opts, "threshold", "contamination", methods), "pot") == 0;
+		if (pot)
+			risk = AnomalyOptReal(&opts, "risk", ANOMALY_POT_DEFAULT_RISK, 0.0, 0.01, true);
+	}
 	seed = AnomalyOptInt64(&opts, "seed", ANOMALY_DEFAULT_SEED, 0, PG_INT64_MAX);
 	standardize = AnomalyOptBool(&opts, "standardize", true);
+	verbose = AnomalyOptFlag(&opts, "verbose", false);
 
 	memset(&r, 0, sizeof(r));
 	r.model = name;
@@ -432,6 +408,8 @@ anomaly_train(PG_FUNCTION_ARGS)
 	r.cxt = AllocSetContextCreate(CurrentMemoryContext, "anomaly training", ALLOCSET_DEFAULT_SIZES);
 	r.rowcxt = AllocSetContextCreate(r.cxt, "anomaly training row", ALLOCSET_DEFAULT_SIZES);
 	pg_prng_seed(&r.rng, (uint64) seed);
+
+	AnomalyProgressBegin(name, kind->name, verbose);
 
 	/* run the query as the caller, in batches */
 	errcb.callback = TrainQueryErrorContext;
@@ -475,6 +453,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 		if (SPI_processed == 0)
 			break;
 		SPI_freetuptable(SPI_tuptable);
+		AnomalyProgressRows(r.rows_seen);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
@@ -528,15 +507,24 @@ anomaly_train(PG_FUNCTION_ARGS)
 				 errhint("Drop the column from the query if that is not wanted.")));
 	if (standardize)
 	{
+		/*
+		 * Multiply by the reciprocal exactly as AnomalyReadInput does, so a
+		 * training row scores here bit for bit as anomaly_score() scores it.
+		 */
+		float	   *inv = palloc(r.d * sizeof(float));
+
+		for (int j = 0; j < r.d; j++)
+			inv[j] = 1.0f / scale[j];
 		for (Size k = 0; k < (Size) r.n * r.d; k++)
 		{
 			int			j = k % r.d;
 
-			r.X[k] = (r.X[k] - center[j]) / scale[j];
+			r.X[k] = (r.X[k] - center[j]) * inv[j];
 		}
 	}
 
 	/* train */
+	AnomalyProgress("training", 0, 0, r.n, get_float8_nan());
 	memset(&result, 0, sizeof(result));
 	initStringInfo(&result.metrics);
 	data.n = r.n;
@@ -557,6 +545,7 @@ anomaly_train(PG_FUNCTION_ARGS)
 	model.mcxt = r.cxt;
 	AnomalyModelFinish(&model);
 
+	AnomalyProgress("scoring", 0, 0, r.n, get_float8_nan());
 	scores = MemoryContextAllocHuge(r.cxt, (Size) r.n * sizeof(double));
 	if (kind->score_batch)
 		kind->score_batch(&model, r.n, r.X, scores);
@@ -577,7 +566,13 @@ anomaly_train(PG_FUNCTION_ARGS)
 	qsort(scores, r.n, sizeof(double), CompareDouble);
 	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
 		quantiles[q] = SortedQuantile(scores, r.n, (double) q / (ANOMALY_N_QUANTILES - 1));
-	threshold = SortedQuantile(scores, r.n, 1.0 - contamination);
+	if (pot)
+	{
+		AnomalyPotFitSorted(scores, r.n, risk, ANOMALY_POT_DEFAULT_LEVEL, &potfit);
+		threshold = potfit.threshold;
+	}
+	else
+		threshold = SortedQuantile(scores, r.n, 1.0 - contamination);
 
 	/* summary and metrics */
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
@@ -591,6 +586,10 @@ anomaly_train(PG_FUNCTION_ARGS)
 					 r.n, r.rows_seen, r.rows_seen > r.n ? "true" : "false", r.d);
 	appendStringInfoString(&summary, ", \"threshold\": ");
 	AnomalyJsonNumber(&summary, threshold);
+	if (pot)
+		appendStringInfo(&summary, ", \"pot\": {\"peaks\": %d, \"gamma\": %s, \"sigma\": %s, \"method\": \"%s\"}",
+						 potfit.peaks, float8out_internal(potfit.gamma), float8out_internal(potfit.sigma),
+						 AnomalyPotMethodName(potfit.method));
 	appendStringInfoString(&summary, ", \"seconds\": ");
 	AnomalyJsonNumber(&summary, secs + usecs / 1e6);
 	if (result.metrics.len > 0)
@@ -609,15 +608,42 @@ anomaly_train(PG_FUNCTION_ARGS)
 	row.threshold = threshold;
 	row.quantiles = quantiles;
 	row.metrics = metrics;
-	AnomalyCatalogStore(nsp, &row, result.tensors);
+	row.rows = r.n;
+	row.seconds = secs + usecs / 1e6;
+	AnomalyProgress("storing", 0, 0, r.n, get_float8_nan());
+	version = AnomalyCatalogStore(nsp, &row, result.tensors);
 
-	/* the returned summary also shows the options as used */
+	/* the returned summary also shows the options as used and the version */
 	summary.data[--summary.len] = '\0'; /* drop the closing brace */
-	appendStringInfo(&summary, ", \"options\": %s}", JsonbToCString(NULL, &used->root, VARSIZE(used)));
+	appendStringInfo(&summary, ", \"options\": %s, \"version\": %d}",
+					 JsonbToCString(NULL, &used->root, VARSIZE(used)), version);
 	ret = DirectFunctionCall1(jsonb_in, CStringGetDatum(summary.data));
 
 	MemoryContextDelete(r.cxt);
 	PG_RETURN_DATUM(ret);
+}
+
+/*
+ * anomaly_train(model text, query text, kind text, options jsonb) returns jsonb
+ */
+PG_FUNCTION_INFO_V1(anomaly_train);
+Datum
+anomaly_train(PG_FUNCTION_ARGS)
+{
+	Datum		ret;
+
+	PG_TRY();
+	{
+		ret = TrainModel(fcinfo);
+	}
+	PG_CATCH();
+	{
+		AnomalyProgressEnd();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AnomalyProgressEnd();
+	return ret;
 }
 
 /*
@@ -630,5 +656,6 @@ anomaly_drop(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Oid			nsp = AnomalyCatalogNamespace(fcinfo);
 
+	AnomalyCatalogCheckAccess(fcinfo, true);
 	PG_RETURN_BOOL(AnomalyCatalogDrop(nsp, name));
 }
