@@ -915,7 +915,7 @@ IoScalar(IoImport *im, const char *opt, const char *meta_key, double def)
 	if (isnan(v))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("importing a %s model needs the option \"%s\"", im->kind->name, opt),
+				 errmsg("importing a model of kind %s needs the option \"%s\"", im->kind->name, opt),
 				 errhint("The file's metadata has no \"%s\".", meta_key)));
 	return (float) v;
 }
@@ -1310,7 +1310,7 @@ IoCheckUnused(IoImport *im)
 		else if (im->strict)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tensor \"%s\" is not part of a %s model", IoTensorName(&im->names[i]), im->kind->name),
+					 errmsg("tensor \"%s\" is not part of a model of kind %s", IoTensorName(&im->names[i]), im->kind->name),
 					 errhint("Map it with the option names, or ignore extra tensors with \"strict\": false.")));
 	}
 	return used;
@@ -1338,16 +1338,23 @@ IoFinish(IoImport *im, AnomalyModel *model)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		char	   *prefix;
+		const char *detail;
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		if (edata->sqlerrcode != ERRCODE_DATA_CORRUPTED)
 			PG_RE_THROW();
 		FlushErrorState();
+		/* AnomalyCorrupt() says "model ... is corrupted: <what>" */
+		prefix = psprintf("model \"%s\" is corrupted: ", model->name);
+		detail = edata->message;
+		if (strncmp(detail, prefix, strlen(prefix)) == 0)
+			detail += strlen(prefix);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the tensors of the file do not make a %s model", im->kind->name),
-				 errdetail("%s", edata->message),
+				 errmsg("the tensors of the file do not make a model of kind %s", im->kind->name),
+				 errdetail("%s", detail),
 				 errhint("The native layout names tensors as anomaly_weights stores them.")));
 	}
 	PG_END_TRY();
@@ -1444,7 +1451,7 @@ anomaly_import(PG_FUNCTION_ARGS)
 		if (meta_kind != NULL && strcmp(meta_kind, im.kind->name) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the file holds a %s model, not a %s model", meta_kind, im.kind->name),
+					 errmsg("the file holds a model of kind %s, not %s", meta_kind, im.kind->name),
 					 errhint("Pass kind NULL to take the file's.")));
 	}
 	else if (meta_kind != NULL)

@@ -469,17 +469,18 @@ StFreeLex(JsonLexContext *lex)
 }
 
 /*
- * The detail of a JSON syntax error.  PostgreSQL's json_errdetail() in a
- * frontend leaks the token it quotes, which would drown the fuzz harness's
- * leak checking, so frontends get the bare error code.
+ * The detail of a JSON syntax error, palloc'd.  json_errdetail() returns a
+ * string literal for some errors and palloc'd text for others, so it is
+ * always copied and the copy is what the caller frees.  Frontend builds of
+ * libpgcommon (the fuzz harness) do not have json_errdetail().
  */
 static char *
 StJsonError(JsonParseErrorType jr, JsonLexContext *lex)
 {
 #ifdef FRONTEND
-	return psprintf("JSON error %d", (int) jr);
+	return psprintf("JSON parse error %d", (int) jr);
 #else
-	return json_errdetail(jr, lex);
+	return pstrdup(json_errdetail(jr, lex));
 #endif
 }
 

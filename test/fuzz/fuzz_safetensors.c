@@ -16,9 +16,10 @@
  * any sanitizer report.
  *
  * Memory: the parser allocates with palloc.  PostgreSQL 15's JSON parser
- * leaks a field name when it meets a syntax error after it (harmless in the
- * server, where a memory context is reset), which LeakSanitizer would report
- * on every such input.  So this file replaces the frontend allocator
+ * leaks a field name when it meets a syntax error after it, and
+ * json_errdetail() the token it quotes (harmless in the server, where a
+ * memory context is reset), which LeakSanitizer would report on every such
+ * input.  So this file replaces the frontend allocator
  * (fe_memutils.c) with one that keeps every block on a list and frees the
  * list after each input: leaks cannot accumulate, and each block is still
  * its own malloc() so that AddressSanitizer sees every overrun.
