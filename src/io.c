@@ -94,8 +94,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define IO_FORMAT_VERSION	"1"
-#define IO_MAX_NET_PARTS	2		/* Sequentials concatenated into one network */
+#define IO_FORMAT_VERSION	"1"		/* anomaly.format of the files we write */
 
 /* A tensor of the file under its name after the option names */
 typedef struct IoName
@@ -136,8 +135,7 @@ typedef struct IoImport
 	AnomalyOptions opts;
 	bool		strict;
 	NnActivation activation;	/* the option activation */
-	int			d;				/* features */
-	AnomalyTrainResult result;
+	AnomalyTrainResult result;	/* the tensors to store */
 	StringInfoData options;		/* options to store, JSON members */
 } IoImport;
 
@@ -177,7 +175,7 @@ IoFromUtf8(const char *s)
 }
 
 /*
- * Report a problem the parser found.
+ * Report a problem the parser found, with the SQLSTATE of its kind.
  */
 static void
 IoReport(const StError *e)
@@ -361,6 +359,7 @@ IoMetaJson(IoImport *im, const char *key, bool array)
  * Tensors of the file
  * --------------------------------------------------------------------- */
 
+/* qsort/bsearch comparator of IoName by name */
 static int
 IoCompareName(const void *a, const void *b)
 {
@@ -553,7 +552,7 @@ IoCheckBias(const IoName *b, const IoName *w)
 						IoTensorName(b), IoShape(b->t), IoTensorName(w), (int) w->t->shape[0])));
 }
 
-/* qsort comparator of (index, IoName *) pairs */
+/* A tensor of a network with its layer index */
 typedef struct IoIndexed
 {
 	int64		index;
@@ -561,6 +560,7 @@ typedef struct IoIndexed
 	IoName	   *n;
 } IoIndexed;
 
+/* qsort comparator: by index, the weight before the bias */
 static int
 IoCompareIndexed(const void *a, const void *b)
 {
@@ -1316,6 +1316,7 @@ IoCheckUnused(IoImport *im)
 	return used;
 }
 
+/* Error context of an import */
 static void
 IoImportErrorContext(void *arg)
 {

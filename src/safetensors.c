@@ -118,12 +118,14 @@ StFail(StError *err, StErrorKind kind, const char *fmt,...)
 	return false;
 }
 
+/* The name of a dtype in the format ("F32") */
 const char *
 StDtypeName(StDtype dtype)
 {
 	return (dtype >= 0 && dtype < ST_N_DTYPES) ? st_dtype_names[dtype] : "?";
 }
 
+/* Bytes of one element of a dtype */
 int
 StDtypeSize(StDtype dtype)
 {
@@ -218,6 +220,12 @@ StFinishTensor(StParseState *st)
 			   t->name, StDtypeName(t->dtype), nbytes, t->begin, t->end, t->end - t->begin);
 }
 
+/*
+ * The JSON parser's semantic actions.  depth is the nesting level before the
+ * event: 0 the header, 1 a tensor or __metadata__, 2 a tensor's field or a
+ * metadata value, 3 an element of shape or data_offsets.  Once an error is
+ * recorded they only keep depth balanced and free what they are given.
+ */
 static void
 StObjectStart(void *arg)
 {
@@ -484,7 +492,7 @@ StJsonError(JsonParseErrorType jr, JsonLexContext *lex)
 #endif
 }
 
-/* qsort comparators */
+/* qsort comparators: tensors by name, by byte range; metadata by key */
 static int
 StCompareName(const void *a, const void *b)
 {
