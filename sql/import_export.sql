@@ -213,6 +213,7 @@ SELECT io_try(io_file('zscore.loc', '[2]', 'zscore.scale', '[2]'), 'zscore', '{"
 -- options
 SELECT io_try(io_st(header, data), 'autoencoder', '{"activations": {"encoder": ["tanh", "relu"]}}') FROM io_files;
 SELECT io_try(io_st(header, data), 'autoencoder', '{"activations": {"encoder": ["swish"]}}') FROM io_files;
+SELECT io_try(io_st(header, data), 'autoencoder', '{"activations": {"encoders": ["relu"]}}') FROM io_files;
 SELECT io_try(io_st(header, data), 'autoencoder', '{"mean": [1, 2, 3]}') FROM io_files;
 SELECT io_try(io_st(header, data), 'autoencoder', '{"scale": [1, 0]}') FROM io_files;
 SELECT io_try(io_st(header, data), 'autoencoder', '{"names": {"encoder": "decoder"}}') FROM io_files;

@@ -895,6 +895,44 @@ IoRecordActivations(IoImport *im, IoNet **nets, int nnets)
 	appendStringInfoChar(&im->options, '}');
 }
 
+/*
+ * Every network the option activations names must be one of nets, so that a
+ * misspelled network is an error rather than a silently default activation.
+ */
+static void
+IoCheckActivationNames(JsonbValue *opt, IoNet **nets, int nnets)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (opt == NULL)
+		return;
+	it = JsonbIteratorInit(opt->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		found = false;
+		StringInfoData list;
+
+		if (tok != WJB_KEY)
+			continue;
+		initStringInfo(&list);
+		for (int i = 0; i < nnets; i++)
+		{
+			if (strlen(nets[i]->torch) == v.val.string.len &&
+				strncmp(nets[i]->torch, v.val.string.val, v.val.string.len) == 0)
+				found = true;
+			appendStringInfo(&list, "%s\"%s\"", i > 0 ? ", " : "", nets[i]->torch);
+		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"activations\" names network \"%.*s\", which this model does not have",
+							(int) v.val.string.len, v.val.string.val),
+					 errhint("Its networks are %s.", list.data)));
+	}
+}
+
 /* A non-negative float option, else the metadata key, else def (NaN: required) */
 static float
 IoScalar(IoImport *im, const char *opt, const char *meta_key, double def)
@@ -946,6 +984,7 @@ IoImportAutoencoder(IoImport *im, int d, JsonbValue *acts)
 	IoActivations(im, acts, &dec, im->activation, NN_IDENTITY);
 	IoBuildNet(im, parts, 2, "ae");
 	IoRecordHidden(im, "hidden", parts, 2, false);
+	IoCheckActivationNames(acts, parts, 2);
 	IoRecordActivations(im, parts, 2);
 	return d;
 }
@@ -1050,6 +1089,7 @@ IoImportVae(IoImport *im, int d, JsonbValue *acts)
 	AnomalyJsonNumber(&im->options, beta);
 	if (mu.n > 0)
 		enc.n--;				/* the heads are not activations of the trunk */
+	IoCheckActivationNames(acts, all, 2);
 	IoRecordActivations(im, all, 2);
 	return d;
 }
@@ -1098,6 +1138,7 @@ IoImportGan(IoImport *im, int d, JsonbValue *acts)
 	appendStringInfo(&im->options, "%d", dec.layers[0].in);
 	AnomalyJsonMember(&im->options, "lambda");
 	AnomalyJsonNumber(&im->options, lambda);
+	IoCheckActivationNames(acts, all, 3);
 	IoRecordActivations(im, all, 3);
 	return d;
 }
