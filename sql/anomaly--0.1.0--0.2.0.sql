@@ -3,7 +3,6 @@
 -- model import and export.  Every object 0.1.0 had is kept unchanged, so models keep working.
 \echo Use "ALTER EXTENSION anomaly UPDATE TO '0.2.0'" to load this file. \quit
 
-
 -- Who may do what (see README "Security"): reading the tables (GRANT SELECT)
 -- is what scoring needs; writing them (GRANT INSERT, UPDATE, DELETE) is what
 -- training needs, and row-level security lets a role replace or drop only
@@ -25,6 +24,28 @@ CREATE POLICY anomaly_weights_write ON @extschema@.anomaly_weights FOR ALL
                    WHERE m.name OPERATOR(pg_catalog.=) model AND pg_catalog.pg_has_role(m.owner, 'USAGE')))
     WITH CHECK (EXISTS (SELECT 1 FROM @extschema@.anomaly_models m
                         WHERE m.name OPERATOR(pg_catalog.=) model AND pg_catalog.pg_has_role(m.owner, 'USAGE')));
+
+
+
+--------------------------------------------------------------------------------
+-- Import and export (safetensors, the weight format of PyTorch and Hugging Face)
+--------------------------------------------------------------------------------
+
+-- Import writes the catalog and may run the option query as the caller, as
+-- training does: VOLATILE, PARALLEL UNSAFE.  kind may be NULL when the file
+-- names it (an exported model).  The naming convention is in src/io.c and the
+-- README.
+CREATE FUNCTION @extschema@.anomaly_import(model text, kind text, weights bytea, options jsonb DEFAULT '{}')
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_import' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_import(text, text, bytea, jsonb) IS
+    'store a model from a safetensors file (PyTorch state_dict names encoder.0.weight, ... or an anomaly_export() file), replacing one of the same name';
+
+-- Export only reads the catalog, with the statement's snapshot.
+CREATE FUNCTION @extschema@.anomaly_export(model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'anomaly_export' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_export(text) IS
+    'the model as a safetensors file: float32 tensors, with kind, options, scaler, threshold, score quantiles and feature names in __metadata__';
 
 
 -- Exact-match overloads so that ARRAY[...] of numeric, integer or bigint
