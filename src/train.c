@@ -562,11 +562,18 @@ TrainModel(PG_FUNCTION_ARGS)
 		}
 		if (kopts == NULL && r.d > 0)
 		{
-			/* the dimension is known: read the kind's options, reject unknown ones */
+			/*
+			 * The dimension is known: read the kind's options, reject unknown
+			 * ones.  In the training context, not SPI's procedure context,
+			 * which SPI_finish() frees before the options are used.
+			 */
+			MemoryContext spicxt = MemoryContextSwitchTo(r.cxt);
+
 			error_context_stack = errcb.previous;
 			kopts = kind->parse_options(&opts, r.d);
 			AnomalyOptCheckUnused(&opts);
 			error_context_stack = &errcb;
+			MemoryContextSwitchTo(spicxt);
 		}
 		if (SPI_processed == 0)
 			break;
