@@ -21,6 +21,7 @@
 
 #define ANOMALY_MAX_FEATURES	16384	/* columns in a row */
 #define ANOMALY_MAX_NDIM		4	/* dimensions of one tensor */
+#define ANOMALY_MAX_NAME_BYTES	1024	/* model name; the catalog's btree keys hold ~2700 */
 #define ANOMALY_N_QUANTILES		1001	/* training-score quantiles kept */
 #define ANOMALY_DEFAULT_SEED	42
 

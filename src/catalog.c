@@ -56,16 +56,25 @@ AnomalyCatalogNamespace(FunctionCallInfo fcinfo)
 	if (!OidIsValid(nsp))
 		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
 
-	if (!OidIsValid(models_relid))
+	if (!OidIsValid(models_relid) || !OidIsValid(weights_relid))
 	{
-		models_relid = get_relname_relid("anomaly_models", nsp);
-		weights_relid = get_relname_relid("anomaly_weights", nsp);
-		if (!OidIsValid(models_relid) || !OidIsValid(weights_relid))
+		/*
+		 * Look both up before setting either: a lookup can process an
+		 * invalidation of the catalog (a concurrent training sends one), and
+		 * the relcache callback then forgets the relids (ours too, if we had
+		 * set them already).
+		 */
+		Oid			models = get_relname_relid("anomaly_models", nsp);
+		Oid			weights = get_relname_relid("anomaly_weights", nsp);
+
+		if (!OidIsValid(models) || !OidIsValid(weights))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("the anomaly model catalog is missing from schema \"%s\"",
 							get_namespace_name(nsp)),
 					 errhint("Reinstall the extension with DROP EXTENSION anomaly; CREATE EXTENSION anomaly;")));
+		models_relid = models;
+		weights_relid = weights;
 	}
 	return nsp;
 }
@@ -83,10 +92,18 @@ AnomalyCatalogCheckAccess(FunctionCallInfo fcinfo, bool write)
 	AclMode		mode = ACL_SELECT | (write ? (ACL_INSERT | ACL_UPDATE | ACL_DELETE) : 0);
 
 	Oid			nsp = AnomalyCatalogNamespace(fcinfo);	/* makes sure the relids are known */
+
+	/*
+	 * Copy the relids before any other catalog access: that access can
+	 * process an invalidation that makes the relcache callback forget them
+	 * (under load this gave "relation with OID 0 does not exist").
+	 */
+	Oid			models = models_relid;
+	Oid			weights = weights_relid;
 	Oid			runs = write ? get_relname_relid("anomaly_training_runs", nsp) : InvalidOid;
 
-	if (pg_class_aclcheck(models_relid, user, mode) != ACLCHECK_OK ||
-		pg_class_aclcheck(weights_relid, user, mode) != ACLCHECK_OK ||
+	if (pg_class_aclcheck(models, user, mode) != ACLCHECK_OK ||
+		pg_class_aclcheck(weights, user, mode) != ACLCHECK_OK ||
 		(OidIsValid(runs) && pg_class_aclcheck(runs, user, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

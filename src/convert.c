@@ -7,6 +7,9 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "convert.h"
 #include "utils/builtins.h"
@@ -68,7 +71,18 @@ AnomalyConvertDatum(Datum v, AnomalyColumnKind kind)
 		case COL_INT8:
 			return (double) DatumGetInt64(v);
 		case COL_NUMERIC:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, v));
+			{
+				double		r = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, v));
+
+				/*
+				 * A finite numeric beyond double's range (1e400) comes back
+				 * as +-Infinity; keep it finite so that callers report it as
+				 * out of range, not as an infinite value.
+				 */
+				if (isinf(r) && !numeric_is_inf(DatumGetNumeric(v)))
+					r = r > 0 ? DBL_MAX : -DBL_MAX;
+				return r;
+			}
 		case COL_BOOL:
 			return DatumGetBool(v) ? 1.0 : 0.0;
 	}

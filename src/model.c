@@ -24,9 +24,10 @@
  * lifetime): the model it resolved, the generation it was valid for, and
  * scratch buffers.  The per-row fast path is: compare the model name with the
  * handle's, compare the generation, validate and standardize the input into
- * the handle's buffer, and call the kind.  Stale models are freed only when a
- * handle asks for the model again, and every handle checks the generation
- * before touching its model pointer, so a freed model is never used.
+ * the handle's buffer, and call the kind.  Stale models are freed at the
+ * start of the next lookup of any model (FreeStaleModels), and every handle
+ * checks the generation before touching its model pointer, so a freed model
+ * is never used.
  */
 #include "postgres.h"
 
@@ -149,35 +150,54 @@ AnomalyModelFinish(AnomalyModel *model)
 }
 
 /*
+ * Free the decoded models that an invalidation made stale, with their cache
+ * entries.  Without this, a session that scores many models that are then
+ * retrained or dropped (one model per day, say) kept every stale version.
+ * Runs only at the start of the slow path of a lookup: a handle checks the
+ * generation before it touches its model, so no caller up the stack then uses
+ * a stale model.  (The invalidation callback itself must not free: it can run
+ * while a scoring call is using its model, inside a catalog access.)
+ */
+static void
+FreeStaleModels(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, model_cache)
+	{
+		CachedModel *c = lfirst(lc);
+
+		if (c->valid)
+			continue;
+		if (c->model != NULL)
+			MemoryContextDelete(c->model->mcxt);
+		pfree(c->name);
+		pfree(c);
+		model_cache = foreach_delete_current(model_cache, lc);
+	}
+}
+
+/*
  * Find (loading if needed) a model by name; ereport if it does not exist.
  */
 static AnomalyModel *
 AnomalyModelLookup(FunctionCallInfo fcinfo, const char *name)
 {
-	CachedModel *entry = NULL;
+	CachedModel *entry;
 	ListCell   *lc;
 	Oid			nsp;
 	uint64		gen_before;
 	AnomalyModel *model;
 	MemoryContext oldcxt;
 
+	/* every entry left is valid and holds its model */
+	FreeStaleModels();
 	foreach(lc, model_cache)
 	{
 		CachedModel *c = lfirst(lc);
 
 		if (strcmp(c->name, name) == 0)
-		{
-			entry = c;
-			break;
-		}
-	}
-	if (entry != NULL && entry->valid && entry->model != NULL)
-		return entry->model;
-
-	if (entry != NULL && entry->model != NULL)
-	{
-		MemoryContextDelete(entry->model->mcxt);
-		entry->model = NULL;
+			return c->model;
 	}
 
 	nsp = AnomalyCatalogNamespace(fcinfo);
@@ -189,14 +209,11 @@ AnomalyModelLookup(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("anomaly model \"%s\" does not exist", name),
 				 errhint("Train it with anomaly_train('%s', query, kind), or list models with SELECT name FROM anomaly_models.", name)));
 
-	if (entry == NULL)
-	{
-		oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
-		entry = palloc0(sizeof(CachedModel));
-		entry->name = pstrdup(name);
-		model_cache = lappend(model_cache, entry);
-		MemoryContextSwitchTo(oldcxt);
-	}
+	oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
+	entry = palloc0(sizeof(CachedModel));
+	entry->name = pstrdup(name);
+	model_cache = lappend(model_cache, entry);
+	MemoryContextSwitchTo(oldcxt);
 	entry->model = model;
 	entry->xact_only = IsInParallelMode();
 	/* an invalidation that arrived while loading may postdate our snapshot */
@@ -230,9 +247,15 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must not be empty")));
 
+	/*
+	 * Check the grants before the lookup: a cached model is then no way
+	 * around them, and a backend with an empty cache (a parallel worker, a
+	 * new session) reports the same error as one that has the model cached,
+	 * not the SPI query's own "permission denied for table".
+	 */
+	AnomalyCatalogCheckAccess(fcinfo, false);
 	gen = cache_generation;
 	model = AnomalyModelLookup(fcinfo, pnstrdup(name, name_len));
-	AnomalyCatalogCheckAccess(fcinfo, false);
 
 	if (h->name == NULL || h->name_len < name_len)
 		h->name = MemoryContextAlloc(fcxt, name_len + 1);

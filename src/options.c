@@ -80,20 +80,34 @@ OptNumber(JsonbValue *v, const char *key, const char *what)
 											  NumericGetDatum(v->val.numeric)));
 }
 
+/*
+ * A JSON number that must be an integer in [min, max].  Compared as numeric,
+ * exactly: a double cannot tell 2^63 - 1 from 2^63, and casting an
+ * out-of-range double to int64 is undefined (a seed of 9223372036854775808
+ * used to be stored as -9223372036854775808).
+ */
 static int64
 OptInteger(JsonbValue *v, const char *key, int64 min, int64 max)
 {
-	double		d = OptNumber(v, key, "an integer");
+	Datum		num;
 
-	if (d != floor(d) || isnan(d))
+	if (v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be an integer", key)));
-	if (d < (double) min || d > (double) max)
+	num = NumericGetDatum(v->val.numeric);
+	if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, num,
+										  DirectFunctionCall2(numeric_trunc, num, Int32GetDatum(0)))) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer", key)));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, num, NumericGetDatum(int64_to_numeric(min)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, num, NumericGetDatum(int64_to_numeric(max)))) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be between " INT64_FORMAT " and " INT64_FORMAT, key, min, max)));
-	return (int64) d;
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, num));
 }
 
 int64

@@ -497,6 +497,11 @@ TrainModel(PG_FUNCTION_ARGS)
 				 errmsg("kind must not be NULL"),
 				 errhint("Pass a kind such as 'autoencoder', or omit it for the default.")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* fail now rather than at the catalog's unique index, after the work */
+	if (strlen(name) > ANOMALY_MAX_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model name is too long (%zu bytes, at most %d)", strlen(name), ANOMALY_MAX_NAME_BYTES)));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	kind = AnomalyFindKind(text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
 	nsp = AnomalyCatalogNamespace(fcinfo);

@@ -6,10 +6,12 @@
 # Installs missing Debian packages, builds with warnings as errors, installs
 # the extension, starts a scratch cluster as the postgres user and runs
 # "make installcheck": the pg_regress tests (sql/*.sql against expected/*.out)
-# and the TAP tests (test/t/*.pl, each starting its own clusters with
-# PostgreSQL::Test::Cluster), then the fuzz harness of the safetensors parser
+# twice (the second time with force_parallel_mode = regress) and the TAP
+# tests (test/t/*.pl, each starting its own clusters with
+# PostgreSQL::Test::Cluster); then the fuzz harness of the safetensors parser
 # for FUZZ_SECONDS (default 30; 0 skips it) when clang can build it
-# (test/fuzz/run.sh).  The cluster is always stopped; the exit status
+# (test/fuzz/run.sh), and test/asan.sh runs the regression suite against an
+# AddressSanitizer build.  The cluster is always stopped; the exit status
 # is non-zero if anything failed, and the last line says what happened.
 # Run as another user it uses that user and skips apt-get (see test/lib.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,6 +20,7 @@ STAGE="setup"
 REGRESS_RESULT="not run"
 TAP_RESULT="not run"
 FUZZ_RESULT="not run"
+ASAN_RESULT="not run"
 
 finish() {
 	local rc=$?
@@ -25,9 +28,9 @@ finish() {
 	cleanup "$rc" || true
 	echo
 	if [ "$rc" -eq 0 ]; then
-		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT"
+		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT; ASan: $ASAN_RESULT"
 	else
-		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT"
+		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT; ASan: $ASAN_RESULT"
 	fi
 	exit "$rc"
 }
@@ -47,20 +50,36 @@ start_cluster
 SRC="$SCRATCH/src"
 failed=0
 
-# pg_regress: every sql/*.sql except the install script (REGRESS in the Makefile).
-STAGE="regression tests"
-log "make installcheck: regression tests"
-if ! as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
-	make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$SCRATCH/regress.out"; then
-	failed=1
-	if [ -f "$SRC/regression.diffs" ]; then
-		echo "----- regression.diffs -----"
-		cat "$SRC/regression.diffs"
-		echo "----- end of regression.diffs -----"
+# pg_regress: every sql/*.sql except the install script (REGRESS in the
+# Makefile).  run_regress LABEL [PGOPTIONS] runs the suite once, with the
+# given server options for every session, and prints the diffs of a failure.
+run_regress() {
+	local label=$1 opts=${2:-} out="$SCRATCH/regress-$1.out" result
+
+	log "make installcheck: regression tests ($label)"
+	if ! as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGOPTIONS="$opts" \
+		make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= 2>&1 | tee "$out"; then
+		failed=1
+		if [ -f "$SRC/regression.diffs" ]; then
+			echo "----- regression.diffs ($label) -----"
+			cat "$SRC/regression.diffs"
+			echo "----- end of regression.diffs -----"
+		fi
 	fi
+	result=$(grep -E 'tests? (passed|failed)' "$out" | sed 's/^[ =]*//; s/[ =.]*$//' | tail -1 || true)
+	REGRESS_RESULT="${REGRESS_RESULT:+$REGRESS_RESULT, }$label: ${result:-did not run to completion}"
+}
+
+STAGE="regression tests"
+REGRESS_RESULT=""
+run_regress serial
+# The same suite again with every query that can run in parallel run in a
+# parallel worker (the scoring functions are PARALLEL SAFE: a worker loads the
+# model itself, with the query's snapshot).  About 40 s; SKIP_PARALLEL=1 skips it.
+STAGE="regression tests (force_parallel_mode = regress)"
+if [ "${SKIP_PARALLEL:-0}" != 1 ]; then
+	run_regress parallel "-c force_parallel_mode=regress"
 fi
-REGRESS_RESULT=$(grep -E 'tests? (passed|failed)' "$SCRATCH/regress.out" | sed 's/^[ =]*//; s/[ =.]*$//' | tail -1 || true)
-REGRESS_RESULT=${REGRESS_RESULT:-"did not run to completion"}
 
 # TAP: test/t/*.pl (PROVE_TESTS in the Makefile), run even if pg_regress failed.
 STAGE="TAP tests"
@@ -110,6 +129,20 @@ else
 		77) FUZZ_RESULT="skipped (no clang with libFuzzer)" ;;
 		*) FUZZ_RESULT="FAILED"; failed=1 ;;
 	esac
+fi
+
+# The regression suite once more, against an AddressSanitizer and UBSan build
+# in a private copy of PostgreSQL with its own cluster (test/asan.sh, about a
+# minute).  SKIP_ASAN=1 skips it.
+if [ "${SKIP_ASAN:-0}" = 1 ]; then
+	ASAN_RESULT="skipped (SKIP_ASAN=1)"
+else
+	STAGE="AddressSanitizer"
+	if ! SKIP_DEPS=1 bash "$ROOT_DIR/test/asan.sh" 2>&1 | tee "$SCRATCH/asan.out"; then
+		failed=1
+	fi
+	ASAN_RESULT=$(sed -n 's/^asan.sh: //p' "$SCRATCH/asan.out" | tail -1)
+	ASAN_RESULT=${ASAN_RESULT:-"did not run to completion"}
 fi
 
 STAGE="tests"
