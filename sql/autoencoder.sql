@@ -63,13 +63,13 @@ SELECT what,
 FROM ae_probe, jsonb_array_elements(anomaly_explain('ae1', f)->'features') x
 GROUP BY what, f ORDER BY what DESC;
 
--- other activations and explicit layers train too
+-- other activations, explicit layers and the other robust losses train too
 SELECT o->>'activation' AS activation,
        (anomaly_train('ae_' || (o->>'activation'), 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', o)->>'epochs_run')::int > 0 AS trained
 FROM (VALUES ('{"activation": "relu", "hidden": [8, 3, 8], "epochs": 20}'::jsonb),
              ('{"activation": "leaky_relu", "hidden": [4], "epochs": 20, "validation_fraction": 0}'),
-             ('{"activation": "sigmoid", "epochs": 20, "batch_size": 400}'),
-             ('{"activation": "identity", "hidden": [2], "epochs": 20, "weight_decay": 0.01}')) v(o);
+             ('{"activation": "sigmoid", "epochs": 20, "batch_size": 400, "robust_loss": "huber"}'),
+             ('{"activation": "identity", "hidden": [2], "epochs": 20, "weight_decay": 0.01, "robust_loss": "none"}')) v(o);
 
 -- option errors
 SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"epochs": -3}');
@@ -80,6 +80,8 @@ SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', 
 SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"learning_rate": 0}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"validation_fraction": 0.9}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"batch_size": 1.5}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"robust_loss": "l1"}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"trim": 0.6}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d, e FROM ae_data', 'autoencoder', '{"epoch": 10}');
 SELECT count(*) AS bad_models FROM anomaly_models WHERE name = 'bad';
 

@@ -85,6 +85,12 @@ typedef struct NnAdam
 #define NN_MIN_EPOCHS	10
 #define NN_MAX_EPOCHS	200		/* default epochs for small tables */
 #define NN_DEFAULT_TRIM	0.3		/* default of the option trim (see nn.c) */
+#define NN_TRIM_RAMP	0.25	/* share of the epochs over which trimming ramps up */
+
+/* how the rows of a minibatch with the largest losses are treated (option robust_loss) */
+#define NN_ROBUST_NONE		0	/* plain mean loss */
+#define NN_ROBUST_TRIMMED	1	/* left out of the gradient */
+#define NN_ROBUST_HUBER		2	/* their gradient capped at the threshold's */
 
 typedef struct NnTrainer
 {
@@ -97,7 +103,8 @@ typedef struct NnTrainer
 	int			batch_size;
 	int			patience;
 	double		validation_fraction;
-	double		trim;			/* share of rows left out of losses */
+	double		trim;			/* share of rows left out of validation losses */
+	double	   *trim_now;		/* if set, the kind's minibatch trim, ramped up by NnTrain */
 	pg_prng_state *rng;
 	void	   *arg;
 	/* one update on B rows (B x d); returns the summed training loss of the rows */
@@ -128,7 +135,8 @@ typedef struct NnOptions
 	double		weight_decay;
 	double		validation_fraction;
 	int			patience;
-	double		trim;			/* share of each minibatch left out of the gradient */
+	double		trim;			/* share of each minibatch treated as suspect */
+	int			robust;			/* NN_ROBUST_* */
 } NnOptions;
 
 struct AnomalyOptions;
@@ -136,7 +144,7 @@ extern void NnReadOptions(struct AnomalyOptions *opts, NnOptions *o, const char 
 extern void NnTrainerInit(NnTrainer *t, const char *what, const AnomalyTrainData *data,
 						  const NnOptions *o, pg_prng_state *rng, void *arg);
 extern int	NnTrainBatch(int n, double validation_fraction, int batch_size);
-extern int	NnTrimRows(const double *loss, int B, double trim, bool *keep);
+extern double NnRowWeights(const double *loss, int B, double trim, int robust, float *w);
 extern void NnTrain(NnTrainer *t);
 extern void NnTrainMetrics(const NnTrainer *t, StringInfo metrics);
 

@@ -107,8 +107,9 @@ typedef struct AeTrain
 	NnAdam		adam;
 	float	   *dOut;			/* batch x d */
 	double	   *rowloss;		/* batch */
-	bool	   *keep;			/* batch */
+	float	   *weight;			/* batch */
 	double		trim;
+	int			robust;
 } AeTrain;
 
 /*
@@ -121,7 +122,7 @@ AeStep(void *arg, int B, const float *Xb)
 	int			d = t->net->in;
 	const float *Y = NnForward(t->net, B, Xb);
 	double		sum = 0.0;
-	int			kept;
+	double		norm;
 	float		scale;
 
 	for (int r = 0; r < B; r++)
@@ -137,11 +138,11 @@ AeStep(void *arg, int B, const float *Xb)
 		t->rowloss[r] = s;
 		sum += s;
 	}
-	kept = NnTrimRows(t->rowloss, B, t->trim, t->keep);
-	scale = 2.0f / kept;
+	norm = NnRowWeights(t->rowloss, B, t->trim, t->robust, t->weight);
+	scale = (float) (2.0 / norm);
 	for (int r = 0; r < B; r++)
 	{
-		float		c = t->keep[r] ? scale : 0.0f;
+		float		c = t->weight[r] * scale;
 
 		for (int j = 0; j < d; j++)
 		{
@@ -218,10 +219,12 @@ ae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *result
 	NnAdamInit(&at.adam, o->nn.learning_rate, o->nn.weight_decay);
 	at.dOut = palloc((Size) B * d * sizeof(float));
 	at.rowloss = palloc(B * sizeof(double));
-	at.keep = palloc(B * sizeof(bool));
+	at.weight = palloc(B * sizeof(float));
 	at.trim = o->nn.trim;
+	at.robust = o->nn.robust;
 
 	NnTrainerInit(&tr, "autoencoder", data, &o->nn, &rng, &at);
+	tr.trim_now = &at.trim;
 	tr.step = AeStep;
 	tr.validate = AeValidate;
 	tr.keep_best = AeKeepBest;

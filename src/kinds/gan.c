@@ -172,7 +172,8 @@ typedef struct GanTrain
 	float	   *dZl;			/* B x L */
 	float	   *dS;				/* 2B */
 	double	   *rowloss;		/* B */
-	bool	   *keep;			/* B */
+	float	   *weight;			/* B */
+	double		trim;			/* current trim (ramped by NnTrain) */
 	double		d_loss;			/* discriminator loss summed over the epoch */
 	int			d_resets;
 } GanTrain;
@@ -198,7 +199,7 @@ GanStep(void *arg, int B, const float *Xb)
 	float		c_rec;
 	float		c_adv;
 	float		c_lat;
-	int			kept;
+	double		norm;
 	double		sse = 0.0;
 	double		dl = 0.0;
 
@@ -224,16 +225,16 @@ GanStep(void *arg, int B, const float *Xb)
 		t->rowloss[r] = s;
 		sse += s;
 	}
-	kept = NnTrimRows(t->rowloss, B, o->nn.trim, t->keep);
-	c_rec = 2.0f * (float) o->w_rec / kept;
-	c_adv = 2.0f * (float) o->w_adv / kept;
-	c_lat = 2.0f * (float) o->w_lat / kept;
+	norm = NnRowWeights(t->rowloss, B, t->trim, o->nn.robust, t->weight);
+	c_rec = (float) (2.0 * o->w_rec / norm);
+	c_adv = (float) (2.0 * o->w_adv / norm);
+	c_lat = (float) (2.0 * o->w_lat / norm);
 
 	/* feature matching: gradient at f(x^) only, through the discriminator to x^ */
 	memset(t->dF, 0, (Size) B * w * sizeof(float));
 	for (int r = 0; r < B; r++)
 	{
-		float		c = t->keep[r] ? c_adv : 0.0f;
+		float		c = t->weight[r] * c_adv;
 
 		for (int k = 0; k < w; k++)
 			t->dF[(Size) (B + r) * w + k] = c * (F[(Size) (B + r) * w + k] - F[(Size) r * w + k]);
@@ -241,7 +242,7 @@ GanStep(void *arg, int B, const float *Xb)
 	NnBackward(t->df, 2 * B, t->XX, t->dF, t->dIn);
 	for (int r = 0; r < B; r++)
 	{
-		float		c = t->keep[r] ? c_rec : 0.0f;
+		float		c = t->weight[r] * c_rec;
 
 		for (int j = 0; j < d; j++)
 		{
@@ -253,7 +254,7 @@ GanStep(void *arg, int B, const float *Xb)
 	/* latent consistency: both z and z^ receive its gradient */
 	for (int r = 0; r < B; r++)
 	{
-		float		c = t->keep[r] ? c_lat : 0.0f;
+		float		c = t->weight[r] * c_lat;
 
 		for (int k = 0; k < L; k++)
 		{
@@ -458,9 +459,10 @@ gan_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	gt.dZl = palloc((Size) B * L * sizeof(float));
 	gt.dS = palloc((Size) 2 * B * sizeof(float));
 	gt.rowloss = palloc(B * sizeof(double));
-	gt.keep = palloc(B * sizeof(bool));
+	gt.weight = palloc(B * sizeof(float));
 
 	NnTrainerInit(&tr, "gan", data, &o->nn, &rng, &gt);
+	tr.trim_now = &gt.trim;
 	tr.step = GanStep;
 	tr.validate = GanValidate;
 	tr.keep_best = GanKeepBest;

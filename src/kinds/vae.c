@@ -145,8 +145,9 @@ typedef struct VaeTrain
 	float	   *dZ;				/* batch x L */
 	float	   *dH;				/* batch x 2L */
 	double	   *rowloss;		/* batch */
-	bool	   *keep;			/* batch */
+	float	   *weight;			/* batch */
 	double		trim;
+	int			robust;
 } VaeTrain;
 
 /*
@@ -163,7 +164,6 @@ VaeStep(void *arg, int B, const float *Xb)
 	const float *R;
 	float		inv;
 	double		loss = 0.0;
-	int			kept;
 
 	H = NnForward(t->enc, B, Xb);
 	for (int r = 0; r < B; r++)
@@ -193,11 +193,10 @@ VaeStep(void *arg, int B, const float *Xb)
 		t->rowloss[r] += s;
 		loss += t->rowloss[r];
 	}
-	kept = NnTrimRows(t->rowloss, B, t->trim, t->keep);
-	inv = 1.0f / kept;
+	inv = (float) (1.0 / NnRowWeights(t->rowloss, B, t->trim, t->robust, t->weight));
 	for (int r = 0; r < B; r++)
 	{
-		float		c = t->keep[r] ? 2.0f * inv : 0.0f;
+		float		c = t->weight[r] * 2.0f * inv;
 
 		for (int j = 0; j < d; j++)
 		{
@@ -211,7 +210,7 @@ VaeStep(void *arg, int B, const float *Xb)
 	{
 		const float *h = H + (Size) r * 2 * L;
 		float	   *dh = t->dH + (Size) r * 2 * L;
-		float		kb = t->keep[r] ? t->beta * inv : 0.0f;
+		float		kb = t->weight[r] * t->beta * inv;
 
 		for (int k = 0; k < L; k++)
 		{
@@ -330,10 +329,12 @@ vae_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	vt.dH = palloc((Size) B * 2 * L * sizeof(float));
 	vt.dR = palloc((Size) B * d * sizeof(float));
 	vt.rowloss = palloc(B * sizeof(double));
-	vt.keep = palloc(B * sizeof(bool));
+	vt.weight = palloc(B * sizeof(float));
 	vt.trim = o->nn.trim;
+	vt.robust = o->nn.robust;
 
 	NnTrainerInit(&tr, "vae", data, &o->nn, &rng, &vt);
+	tr.trim_now = &vt.trim;
 	tr.step = VaeStep;
 	tr.validate = VaeValidate;
 	tr.keep_best = VaeKeepBest;
