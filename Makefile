@@ -1,14 +1,15 @@
 # anomaly: unsupervised anomaly detection inside PostgreSQL (PGXS build)
 
 EXTENSION = anomaly
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = anomaly
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/kinds/*.c))
 HEADERS = $(wildcard src/*.h)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+# earlier versions' install scripts are kept as released, beside the upgrade scripts
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
 
 # Regression tests: inputs in sql/, expected output in expected/ (the install
 # script shares sql/, so the list is explicit).
@@ -21,6 +22,10 @@ PROVE_TESTS = $(wildcard test/t/*.pl)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK += -lopenblas -lm
+# nn.c is elementwise loops (activations, Adam): let them vectorize (sqrtf
+# without errno, branch-free compares, the full cost model).  No
+# reassociation or contraction: results stay bit-identical to scalar code.
+src/nn.o: CFLAGS += -fno-math-errno -fno-trapping-math -fvect-cost-model=dynamic
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CONFIG ?= pg_config
@@ -29,3 +34,6 @@ include $(PGXS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
+
+# rebuild every object when a header changes (PGXS tracks no header dependencies)
+$(OBJS): $(wildcard src/*.h)

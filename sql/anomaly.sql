@@ -88,6 +88,26 @@ CREATE FUNCTION @extschema@.anomaly_kinds(OUT kind text, OUT description text) R
 COMMENT ON FUNCTION @extschema@.anomaly_kinds() IS 'the detector kinds this build offers';
 
 --------------------------------------------------------------------------------
+-- Import and export (safetensors, the weight format of PyTorch and Hugging Face)
+--------------------------------------------------------------------------------
+
+-- Import writes the catalog and may run the option query as the caller, as
+-- training does: VOLATILE, PARALLEL UNSAFE.  kind may be NULL when the file
+-- names it (an exported model).  The naming convention is in src/io.c and the
+-- README.
+CREATE FUNCTION @extschema@.anomaly_import(model text, kind text, weights bytea, options jsonb DEFAULT '{}')
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'anomaly_import' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_import(text, text, bytea, jsonb) IS
+    'store a model from a safetensors file (PyTorch state_dict names encoder.0.weight, ... or an anomaly_export() file), replacing one of the same name';
+
+-- Export only reads the catalog, with the statement's snapshot.
+CREATE FUNCTION @extschema@.anomaly_export(model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'anomaly_export' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.anomaly_export(text) IS
+    'the model as a safetensors file: float32 tensors, with kind, options, scaler, threshold, score quantiles and feature names in __metadata__';
+
+--------------------------------------------------------------------------------
 -- Scoring
 --------------------------------------------------------------------------------
 

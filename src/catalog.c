@@ -355,7 +355,7 @@ AnomalyCatalogCheckOwner(Oid nsp, const char *name, bool lock)
  * connection); mvals are the model row's values as AnomalyCatalogStore binds
  * them.  The 1001 stored quantiles are summarized as 101 percentiles, so
  * score_percentiles[p + 1] is the p-th percentile of the training scores.
- * Returns the run's version number.
+ * Returns the run's version number (0 when the catalog has no history table).
  */
 static int
 StoreHistory(Oid nsp, const AnomalyModelRow *row, const Datum *mvals)
@@ -367,6 +367,13 @@ StoreHistory(Oid nsp, const AnomalyModelRow *row, const Datum *mvals)
 	Datum		pct[101];
 	bool		isnull;
 	int			ret;
+
+	/*
+	 * Between installing a new library and ALTER EXTENSION UPDATE, the catalog
+	 * may still be the one of version 0.1.0, which had no history: skip it.
+	 */
+	if (!OidIsValid(get_relname_relid("anomaly_training_runs", nsp)))
+		return 0;
 
 	for (int p = 0; p <= 100; p++)
 		pct[p] = Float8GetDatum(row->quantiles[p * (ANOMALY_N_QUANTILES - 1) / 100]);

@@ -9,7 +9,14 @@
 #include "anomaly.h"
 
 #define ANOMALY_KINDS(X) \
-	X(anomaly_kind_zscore)
+	X(anomaly_kind_zscore) \
+	X(anomaly_kind_pca) \
+	X(anomaly_kind_iforest) \
+	X(anomaly_kind_knn) \
+	X(anomaly_kind_autoencoder) \
+	X(anomaly_kind_vae) \
+	X(anomaly_kind_gan) \
+	X(anomaly_kind_ensemble)
 
 #define ANOMALY_KIND_DECLARE(sym) extern const AnomalyKind sym;
 ANOMALY_KINDS(ANOMALY_KIND_DECLARE)

@@ -287,29 +287,54 @@ AnomalyGetHandleText(FunctionCallInfo fcinfo, text *name)
 }
 
 /*
+ * Report the first feature of h->raw that is not finite or not representable
+ * as real (the loops below only note that there is one).
+ */
+static void
+ReportBadFeature(AnomalyHandle *h)
+{
+	AnomalyModel *model = h->model;
+
+	for (int i = 0; i < model->n_features; i++)
+	{
+		double		v = h->raw[i];
+
+		if (isnan(v) || isinf(v))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("feature \"%s\" must be finite, but it is %s", model->feature_names[i],
+							isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity")),
+					 errhint("Replace missing or non-finite values before scoring, for example with COALESCE or a CASE expression.")));
+		if (fabs(v) > FLT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("feature \"%s\" is out of range for type real", model->feature_names[i])));
+	}
+	elog(ERROR, "no bad feature found");
+}
+
+/*
  * Check h->raw (finite, representable as real) and standardize it into h->x.
+ * The check is branch-free inside the loop (fabs(NaN) <= FLT_MAX is false),
+ * so the loop vectorizes; the error path finds the culprit afterwards.
  */
 static const float *
 StandardizeInput(AnomalyHandle *h)
 {
 	AnomalyModel *model = h->model;
 	const double *raw = h->raw;
+	const float *center = model->center;
+	const float *inv_scale = model->inv_scale;
 	float	   *x = h->x;
+	int			ok = 1;
 
 	for (int i = 0; i < model->n_features; i++)
 	{
-		if (isnan(raw[i]) || isinf(raw[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("feature \"%s\" must be finite, but it is %s", model->feature_names[i],
-							isnan(raw[i]) ? "NaN" : (raw[i] > 0 ? "Infinity" : "-Infinity")),
-					 errhint("Replace missing or non-finite values before scoring, for example with COALESCE or a CASE expression.")));
-		if (fabs(raw[i]) > FLT_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("feature \"%s\" is out of range for type real", model->feature_names[i])));
-		x[i] = ((float) raw[i] - model->center[i]) * model->inv_scale[i];
+		ok &= (fabs(raw[i]) <= FLT_MAX);
+		x[i] = ((float) raw[i] - center[i]) * inv_scale[i];
 	}
+	if (unlikely(!ok))
+		ReportBadFeature(h);
 	return x;
 }
 
@@ -341,10 +366,22 @@ AnomalyReadInput(AnomalyHandle *h, ArrayType *a)
 
 	if (ARR_ELEMTYPE(a) == FLOAT4OID)
 	{
+		/* the common case, fused: copy, check and standardize in one pass */
 		const float *v = (const float *) ARR_DATA_PTR(a);
+		const float *center = model->center;
+		const float *inv_scale = model->inv_scale;
+		float	   *x = h->x;
+		int			ok = 1;
 
 		for (int i = 0; i < d; i++)
+		{
 			h->raw[i] = v[i];
+			ok &= (fabsf(v[i]) <= FLT_MAX);
+			x[i] = (v[i] - center[i]) * inv_scale[i];
+		}
+		if (unlikely(!ok))
+			ReportBadFeature(h);
+		return x;
 	}
 	else if (ARR_ELEMTYPE(a) == FLOAT8OID)
 		memcpy(h->raw, ARR_DATA_PTR(a), d * sizeof(double));

@@ -285,6 +285,124 @@ AnomalyOptRecordIntList(AnomalyOptions *opts, const char *key, const int *v, int
 }
 
 /*
+ * A JSON array of strings, at most maxlen of them (palloc'd copies in out).
+ * Returns the count, or -1 when the option is absent (the caller then picks a
+ * default and records it with AnomalyOptRecordStringList).  An empty array is
+ * allowed; the caller decides whether it makes sense.
+ */
+int
+AnomalyOptStringList(AnomalyOptions *opts, const char *key, char **out, int maxlen)
+{
+	JsonbValue *v = OptFind(opts, key);
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	if (v == NULL)
+		return -1;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of strings", key),
+				 errhint("For example \"%s\": [\"knn\", \"iforest\"].", key)));
+
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of strings", key)));
+		if (n >= maxlen)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" has more than %d elements", key, maxlen)));
+		out[n++] = pnstrdup(elem.val.string.val, elem.val.string.len);
+	}
+	AnomalyOptRecordStringList(opts, key, out, n);
+	return n;
+}
+
+/* Record a string list (given or chosen) in the options as used. */
+void
+AnomalyOptRecordStringList(AnomalyOptions *opts, const char *key, char *const *v, int n)
+{
+	OptUse(opts, key);
+	appendStringInfoChar(&opts->out, '[');
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&opts->out, ", ");
+		escape_json(&opts->out, v[i]);
+	}
+	appendStringInfoChar(&opts->out, ']');
+}
+
+/*
+ * Start reading the nested options object under key (absent or null: an
+ * empty object) into sub, for a part of the model that has options of its
+ * own, such as a member of an ensemble.  The caller reads sub with the
+ * AnomalyOpt* functions, then calls AnomalyOptNestedEnd, which rejects keys
+ * of sub nobody read and records sub as used under key.
+ */
+void
+AnomalyOptNestedBegin(AnomalyOptions *opts, const char *key, AnomalyOptions *sub)
+{
+	JsonbValue *v = OptFind(opts, key);
+	Jsonb	   *in = NULL;
+
+	if (v != NULL)
+	{
+		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be a JSON object", key),
+					 errhint("For example \"%s\": {}.", key)));
+		in = JsonbValueToJsonb(v);
+	}
+	AnomalyOptionsInit(sub, in);
+}
+
+void
+AnomalyOptNestedEnd(AnomalyOptions *opts, const char *key, AnomalyOptions *sub)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	/* unknown nested keys: name the object they are in */
+	if (sub->in != NULL)
+	{
+		it = JsonbIteratorInit(&sub->in->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			ListCell   *lc;
+			bool		found = false;
+			char	   *k;
+
+			if (tok != WJB_KEY)
+				continue;
+			k = pnstrdup(v.val.string.val, v.val.string.len);
+			foreach(lc, sub->used)
+			{
+				if (strcmp((char *) lfirst(lc), k) == 0)
+					found = true;
+			}
+			if (!found)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unrecognized option \"%s\" in option \"%s\"", k, key),
+						 errhint("The options each kind accepts are listed in the README's reference.")));
+		}
+	}
+	OptUse(opts, key);
+	appendStringInfo(&opts->out, "{%s}", sub->out.data);
+}
+
+/*
  * Reject keys that no reader asked for.
  */
 void

@@ -27,6 +27,10 @@ extern const char *AnomalyOptEnum(AnomalyOptions *opts, const char *key, const c
 extern int	AnomalyOptIntList(AnomalyOptions *opts, const char *key, int *out, int maxlen,
 							  int min, int max);
 extern void AnomalyOptRecordIntList(AnomalyOptions *opts, const char *key, const int *v, int n);
+extern int	AnomalyOptStringList(AnomalyOptions *opts, const char *key, char **out, int maxlen);
+extern void AnomalyOptRecordStringList(AnomalyOptions *opts, const char *key, char *const *v, int n);
+extern void AnomalyOptNestedBegin(AnomalyOptions *opts, const char *key, AnomalyOptions *sub);
+extern void AnomalyOptNestedEnd(AnomalyOptions *opts, const char *key, AnomalyOptions *sub);
 extern void AnomalyOptCheckUnused(AnomalyOptions *opts);
 extern Jsonb *AnomalyOptionsUsed(AnomalyOptions *opts);
 

@@ -47,6 +47,7 @@
 #include "model.h"
 #include "options.h"
 #include "progress.h"
+#include "train.h"
 #include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -323,6 +324,123 @@ SortedQuantile(const double *v, int n, double p)
 }
 
 /*
+ * Score n standardized rows with a completed model (the same code that scores
+ * queries), sort the scores, NaN counted as +Infinity, and fill the
+ * ANOMALY_N_QUANTILES quantiles.  Returns the sorted scores (palloc'd in the
+ * current context).  anomaly_train() and anomaly_import() set thresholds
+ * from them.
+ */
+double *
+AnomalyScoreDistribution(AnomalyModel *model, int n, const float *X, double *quantiles)
+{
+	const AnomalyKind *kind = model->kind;
+	int			d = model->n_features;
+	double	   *scores = MemoryContextAllocHuge(CurrentMemoryContext, (Size) n * sizeof(double));
+
+	if (kind->score_batch)
+		kind->score_batch(model, n, X, scores);
+	else
+	{
+		float	   *work = MemoryContextAllocHuge(CurrentMemoryContext, Max(model->workspace, 1) * sizeof(float));
+
+		for (int i = 0; i < n; i++)
+		{
+			scores[i] = kind->score(model, X + (Size) i * d, work);
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+		pfree(work);
+	}
+	for (int i = 0; i < n; i++)
+		if (isnan(scores[i]))
+			scores[i] = get_float8_infinity();
+	qsort(scores, n, sizeof(double), CompareDouble);
+	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
+		quantiles[q] = SortedQuantile(scores, n, (double) q / (ANOMALY_N_QUANTILES - 1));
+	return scores;
+}
+
+static void
+CalibrationQueryErrorContext(void *arg)
+{
+	errcontext("calibration query of anomaly model \"%s\"", (const char *) arg);
+}
+
+/*
+ * Read the rows of query, run as the caller, for model "name" (anomaly_import
+ * calibrates an imported model with them): each must have d features; at
+ * most max_rows rows are kept, a seeded uniform sample beyond that, as for
+ * training.  Returns the number of rows kept; *X (n x d, not standardized)
+ * and *names (the columns' names, or f1..fd for an array column) are
+ * allocated in the current memory context, and *rows_read counts every row.
+ */
+int
+AnomalyReadQueryRows(const char *name, const char *query, int d, int64 max_rows, uint64 seed,
+					 float **X, char ***names, int64 *rows_read)
+{
+	TrainReader r;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	ErrorContextCallback errcb;
+
+	memset(&r, 0, sizeof(r));
+	r.model = name;
+	r.max_rows = max_rows;
+	r.cxt = CurrentMemoryContext;
+	r.rowcxt = AllocSetContextCreate(r.cxt, "anomaly calibration row", ALLOCSET_DEFAULT_SIZES);
+	pg_prng_seed(&r.rng, seed);
+
+	errcb.callback = CalibrationQueryErrorContext;
+	errcb.arg = (void *) name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+				 errmsg("calibration query must be a single query that returns rows"),
+				 errhint("Pass a SELECT (or a data-modifying statement with RETURNING).")));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, TRAIN_BATCH);
+		if (r.cols == NULL)
+			ReaderInitColumns(&r, SPI_tuptable->tupdesc);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext c = MemoryContextSwitchTo(r.rowcxt);
+
+			ReaderConvert(&r, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(c);
+			MemoryContextReset(r.rowcxt);
+			if (r.d != d)
+				ereport(ERROR,
+						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+						 errmsg("calibration rows have %d features, but the model has %d", r.d, d)));
+			ReaderKeep(&r);
+		}
+		if (SPI_processed == 0)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	error_context_stack = errcb.previous;
+	MemoryContextDelete(r.rowcxt);
+
+	*X = r.X;
+	*names = r.names;
+	*rows_read = r.rows_seen;
+	return r.n;
+}
+
+/*
  * The body of anomaly_train(); the wrapper below ends the progress report.
  */
 static Datum
@@ -449,11 +567,18 @@ TrainModel(PG_FUNCTION_ARGS)
 		}
 		if (kopts == NULL && r.d > 0)
 		{
-			/* the dimension is known: read the kind's options, reject unknown ones */
+			/*
+			 * The dimension is known: read the kind's options, reject unknown
+			 * ones.  In the training context, not SPI's procedure context,
+			 * which SPI_finish() frees before the options are used.
+			 */
+			MemoryContext spicxt = MemoryContextSwitchTo(r.cxt);
+
 			error_context_stack = errcb.previous;
 			kopts = kind->parse_options(&opts, r.d);
 			AnomalyOptCheckUnused(&opts);
 			error_context_stack = &errcb;
+			MemoryContextSwitchTo(spicxt);
 		}
 		if (SPI_processed == 0)
 			break;
@@ -551,26 +676,7 @@ TrainModel(PG_FUNCTION_ARGS)
 	AnomalyModelFinish(&model);
 
 	AnomalyProgress("scoring", 0, 0, r.n, get_float8_nan());
-	scores = MemoryContextAllocHuge(r.cxt, (Size) r.n * sizeof(double));
-	if (kind->score_batch)
-		kind->score_batch(&model, r.n, r.X, scores);
-	else
-	{
-		float	   *work = MemoryContextAllocHuge(r.cxt, Max(model.workspace, 1) * sizeof(float));
-
-		for (int i = 0; i < r.n; i++)
-		{
-			scores[i] = kind->score(&model, r.X + (Size) i * r.d, work);
-			if ((i & 1023) == 0)
-				CHECK_FOR_INTERRUPTS();
-		}
-	}
-	for (int i = 0; i < r.n; i++)
-		if (isnan(scores[i]))
-			scores[i] = get_float8_infinity();
-	qsort(scores, r.n, sizeof(double), CompareDouble);
-	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
-		quantiles[q] = SortedQuantile(scores, r.n, (double) q / (ANOMALY_N_QUANTILES - 1));
+	scores = AnomalyScoreDistribution(&model, r.n, r.X, quantiles);
 	if (pot)
 	{
 		AnomalyPotFitSorted(scores, r.n, risk, ANOMALY_POT_DEFAULT_LEVEL, &potfit);

@@ -6,10 +6,12 @@
 # Installs missing Debian packages, builds with warnings as errors, installs
 # the extension, starts a scratch cluster as the postgres user and runs
 # "make installcheck": the pg_regress tests (sql/*.sql against expected/*.out)
-# twice (the second time with force_parallel_mode = regress), and the TAP
+# twice (the second time with force_parallel_mode = regress) and the TAP
 # tests (test/t/*.pl, each starting its own clusters with
-# PostgreSQL::Test::Cluster); then test/asan.sh runs the regression suite
-# against an AddressSanitizer build.  The cluster is always stopped; the exit status
+# PostgreSQL::Test::Cluster); then the fuzz harness of the safetensors parser
+# for FUZZ_SECONDS (default 30; 0 skips it) when clang can build it
+# (test/fuzz/run.sh), and test/asan.sh runs the regression suite against an
+# AddressSanitizer build.  The cluster is always stopped; the exit status
 # is non-zero if anything failed, and the last line says what happened.
 # Run as another user it uses that user and skips apt-get (see test/lib.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,6 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STAGE="setup"
 REGRESS_RESULT="not run"
 TAP_RESULT="not run"
+FUZZ_RESULT="not run"
 ASAN_RESULT="not run"
 
 finish() {
@@ -25,9 +28,9 @@ finish() {
 	cleanup "$rc" || true
 	echo
 	if [ "$rc" -eq 0 ]; then
-		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; ASan: $ASAN_RESULT"
+		echo "check.sh: PASS — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT; ASan: $ASAN_RESULT"
 	else
-		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; ASan: $ASAN_RESULT"
+		echo "check.sh: FAIL at $STAGE — regression: $REGRESS_RESULT; TAP: $TAP_RESULT; fuzz: $FUZZ_RESULT; ASan: $ASAN_RESULT"
 	fi
 	exit "$rc"
 }
@@ -107,6 +110,25 @@ ran=$(grep -cE '^test/t/[0-9]+_[A-Za-z0-9_]+\.pl \.' "$SCRATCH/tap.out" 2>/dev/n
 if [ "${ran:-0}" -ne "$tap_count" ]; then
 	echo "check.sh: prove ran ${ran:-0} of $tap_count TAP test files"
 	failed=1
+fi
+
+# Fuzz: the safetensors parser alone under libFuzzer for a bounded time; a
+# finding fails the suite.  Skipped when clang cannot build it (run.sh exits 77).
+STAGE="fuzz"
+if [ "${FUZZ_SECONDS:-30}" = 0 ]; then
+	FUZZ_RESULT="skipped (FUZZ_SECONDS=0)"
+else
+	log "fuzzing the safetensors parser for ${FUZZ_SECONDS:-30} s"
+	set +e
+	as_user env TMPDIR="$SCRATCH" PG_CONFIG="$PG_CONFIG" \
+		bash "$SRC/test/fuzz/run.sh" "${FUZZ_SECONDS:-30}" 2>&1 | tee "$SCRATCH/fuzz.out"
+	rc=${PIPESTATUS[0]}
+	set -e
+	case $rc in
+		0) FUZZ_RESULT=$(tail -n 1 "$SCRATCH/fuzz.out" | sed 's/^fuzz: //') ;;
+		77) FUZZ_RESULT="skipped (no clang with libFuzzer)" ;;
+		*) FUZZ_RESULT="FAILED"; failed=1 ;;
+	esac
 fi
 
 # The regression suite once more, against an AddressSanitizer and UBSan build

@@ -5,10 +5,11 @@
 #
 # Installs missing Debian packages, builds and installs the extension, starts
 # a scratch cluster, loads the CSV (feature columns, then "label", 1 =
-# anomaly), trains every demo kind this build offers (zscore, and autoencoder
-# when anomaly_kinds() lists it) WITHOUT the labels, prints the ten most
-# anomalous rows with the three features that explain each, and the ROC-AUC
-# each model achieves against the labels.  The cluster is stopped at the end.
+# anomaly), trains zscore, knn, autoencoder and ensemble (those that
+# anomaly_kinds() lists) WITHOUT the labels, prints the ten most anomalous rows
+# with the three features that explain each, the ROC-AUC and PR-AUC each model
+# achieves against the labels, and a scheduled detection run (anomaly_detect:
+# only new rows scored, alerts recorded).  The cluster is stopped at the end.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap cleanup EXIT
 
@@ -53,10 +54,12 @@ scratch_psql -q -d "$DB" -c "CREATE EXTENSION anomaly" \
 # the file is read by this script, so the postgres user need not be able to read it
 scratch_psql -q -d "$DB" -c "COPY demo ($feature_list, label) FROM STDIN WITH (FORMAT csv, HEADER true)" < "$DATA"
 
-kinds=(zscore)
-if [ "$(scratch_psql -At -d "$DB" -c "SELECT count(*) FROM anomaly_kinds() WHERE kind = 'autoencoder'")" = 1 ]; then
-	kinds+=(autoencoder)
-fi
+kinds=()
+for k in zscore knn autoencoder ensemble; do
+	if [ "$(scratch_psql -At -d "$DB" -c "SELECT count(*) FROM anomaly_kinds() WHERE kind = '$k'")" = 1 ]; then
+		kinds+=("$k")
+	fi
+done
 
 scratch_psql -d "$DB" -v name="$name" <<SQL
 \pset footer off
@@ -106,27 +109,40 @@ echo "How well each model separates the labeled anomalies (trained without label
 		[ $first = 1 ] || echo "UNION ALL"
 		first=0
 		cat <<SQL
-SELECT * FROM (
-    WITH s AS (
-        SELECT label, anomaly_score('demo_$kind', $array_expr) AS score,
-               anomaly_is_anomaly('demo_$kind', $array_expr) AS flagged
-        FROM demo),
-    r AS (
-        -- average ranks for ties: Mann-Whitney U gives the ROC-AUC
-        SELECT label, flagged,
-               rank() OVER (ORDER BY score) + (count(*) OVER (PARTITION BY score) - 1) / 2.0 AS rk
-        FROM s)
-    SELECT '$kind' AS model,
-           round((sum(rk) FILTER (WHERE label = 1)
-                  - count(*) FILTER (WHERE label = 1) * (count(*) FILTER (WHERE label = 1) + 1) / 2.0)
-                 / (count(*) FILTER (WHERE label = 1) * count(*) FILTER (WHERE label = 0)), 4) AS roc_auc,
-           count(*) FILTER (WHERE flagged) AS flagged,
-           count(*) FILTER (WHERE flagged AND label = 1) AS flagged_and_labeled
-    FROM r) AS "$kind"
+SELECT '$kind' AS model,
+       round(anomaly_roc_auc(anomaly_score('demo_$kind', d), label = 1)::numeric, 4) AS roc_auc,
+       round(anomaly_pr_auc(anomaly_score('demo_$kind', d), label = 1)::numeric, 4) AS pr_auc,
+       (anomaly_confusion(anomaly_is_anomaly('demo_$kind', d), label = 1))->>'tp' AS flagged_and_labeled,
+       count(*) FILTER (WHERE anomaly_is_anomaly('demo_$kind', d)) AS flagged
+FROM demo d
 SQL
 	done
 	echo ";"
 } | scratch_psql -q -d "$DB"
+
+# A scheduled detection run, as pg_cron would start it every minute: score only
+# the rows added since the last run and record the anomalous ones as alerts.
+model="demo_${kinds[-1]}"
+log "scheduled detection with $model: anomaly_detect() scores only new rows"
+scratch_psql -q -d "$DB" -v model="$model" <<SQL
+\pset footer off
+-- pretend the last 50 rows arrived since the previous run
+INSERT INTO anomaly_watermarks (model, source, key_column, last_key)
+SELECT :'model', 'demo', 'id', to_jsonb(max(id) - 50) FROM demo;
+\echo
+\echo 'Run 1: the 50 newest rows'
+SELECT rows_scored, alerts_written FROM anomaly_detect(:'model', 'demo', 'id');
+-- two new rows arrive: a copy of an ordinary row, and one with every feature five times larger
+INSERT INTO demo ($feature_list, label) SELECT $feature_list, label FROM demo WHERE id = 2;
+INSERT INTO demo ($feature_list, label) SELECT $(printf '%s * 5, ' "${features[@]}") 1 FROM demo WHERE id = 2;
+\echo 'Run 2: only the 2 rows added since run 1'
+SELECT rows_scored, alerts_written FROM anomaly_detect(:'model', 'demo', 'id');
+\echo 'Newest alerts (anomaly_alerts), with the feature that explains each most'
+SELECT key AS id, round(score::numeric, 2) AS score, round(threshold::numeric, 2) AS threshold,
+       explanation->'features'->0->>'name' AS top_feature, detected_at::time(0) AS detected_at
+FROM anomaly_alerts WHERE model = :'model'
+ORDER BY key::bigint DESC LIMIT 5;
+SQL
 
 echo
 log "demo done; stopping the scratch cluster"

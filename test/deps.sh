@@ -19,6 +19,9 @@ PACKAGES=(
 	python3-psycopg2
 	python3-numpy
 	python3-sklearn             # reference metrics and peer detectors in the benchmarks
+	python3-torch               # TAP test 060_torch_interop: PyTorch models to and from safetensors
+	clang                       # the fuzz harness of the safetensors parser (test/fuzz/run.sh)
+	libclang-rt-14-dev          # libFuzzer and the sanitizers' runtime for clang 14
 )
 
 missing=()

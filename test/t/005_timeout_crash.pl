@@ -29,7 +29,7 @@ my %slow = (
 	vae         => '{"epochs": 100000, "validation_fraction": 0}',
 	gan         => '{"epochs": 100000}',
 	pca         => undef,
-	iforest     => '{"n_trees": 1000000}',
+	iforest     => '{"n_trees": 10000}',
 	knn         => '{"sample_size": 100000}',
 	ensemble    => undef,
 );
