@@ -75,7 +75,7 @@ REGRESS_RESULT=""
 run_regress serial
 # The same suite again with every query that can run in parallel run in a
 # parallel worker (the scoring functions are PARALLEL SAFE: a worker loads the
-# model itself, with the query's snapshot).  About 3 minutes, as every query
+# model itself, with the query's snapshot).  One to three minutes, as every query
 # starts a worker; SKIP_PARALLEL=1 skips it.
 STAGE="regression tests (force_parallel_mode = regress)"
 if [ "${SKIP_PARALLEL:-0}" != 1 ]; then
