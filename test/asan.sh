@@ -142,12 +142,14 @@ PG_STARTED=0
 # reports every "runtime error" and goes on.
 san_re='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
 crash_re='server process .* (was terminated by signal|exited with exit code)'
-reports=$(grep -cE "$san_re" "$SCRATCH/server.log" || true)
+# With ASAN_TAP=1 the TAP tests' own servers log under tmp_check/log (their
+# crashes are the tests' business: 005_timeout_crash kills a backend).
+reports=$(cat "$SCRATCH/server.log" "$SCRATCH"/src/tmp_check/log/*.log 2>/dev/null | grep -cE "$san_re" || true)
 crashes=$(grep -cE "$crash_re" "$SCRATCH/server.log" || true)
 if [ "$reports" -gt 0 ] || [ "$crashes" -gt 0 ]; then
 	failed=1
-	echo "----- sanitizer reports and crashes in $SCRATCH/server.log -----"
-	grep -E -A 25 "$san_re|$crash_re" "$SCRATCH/server.log" | head -n 300
+	echo "----- sanitizer reports and crashes -----"
+	grep -E -A 25 "$san_re|$crash_re" "$SCRATCH/server.log" "$SCRATCH"/src/tmp_check/log/*.log 2>/dev/null | head -n 300
 	echo "----- end of reports -----"
 fi
 RESULT="$RESULT; sanitizer reports: $reports; crashed server processes: $crashes"
