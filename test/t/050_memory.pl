@@ -17,7 +17,7 @@
 # and drops a differently named wide model 20 times must stay flat too (it
 # used to keep every stale decoded model in its cache).
 #
-# ANOMALY_MEMORY_ROWS sets N (default 1,000,000; explain uses N / 2, as it
+# ANOMALY_MEMORY_ROWS sets N (default 400,000; explain uses N / 2, as it
 # builds a jsonb value per row).  The numbers are printed with diag().
 use strict;
 use warnings;
@@ -30,7 +30,7 @@ use Test::More;
 plan skip_all => 'memory is not measured under AddressSanitizer'
   if ($ENV{LD_PRELOAD} // '') =~ /asan/;
 
-my $n = $ENV{ANOMALY_MEMORY_ROWS} // 1_000_000;
+my $n = $ENV{ANOMALY_MEMORY_ROWS} // 400_000;
 my $limit_kb = 8 * 1024;
 my $sample_every = 100_000;
 
