@@ -267,7 +267,12 @@ NnExp(float x)
 	k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
 	r = (x - k * ln2_hi) - k * ln2_lo;
 	p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-	bits = ((int32) k + 127) << 23;
+	/*
+	 * A NaN x (a far-out row can overflow to one) leaves k NaN, and
+	 * converting NaN to an integer is undefined: convert 0 instead (a select,
+	 * not a branch).  r, and so the result, stay NaN.
+	 */
+	bits = ((int32) (k == k ? k : 0.0f) + 127) << 23;
 	memcpy(&s, &bits, sizeof(s));
 	return p * s;
 }
