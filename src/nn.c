@@ -261,9 +261,8 @@ NnExp(float x)
 	float		s;
 	int32		bits;
 
-	/* written so that NaN compares false and becomes -87 (no NaN reaches the int conversion) */
-	x = x > -87.0f ? x : -87.0f;
-	x = x < 88.0f ? x : 88.0f;
+	x = x < -87.0f ? -87.0f : x;
+	x = x > 88.0f ? 88.0f : x;
 	k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
 	r = (x - k * ln2_hi) - k * ln2_lo;
 	p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
