@@ -232,6 +232,49 @@ AnomalyOptEnum(AnomalyOptions *opts, const char *key, const char *def,
 }
 
 /*
+ * The elements of the array option "key", each of JSON type "type", at most
+ * maxlen of them; NULL when the option is absent.  "what" names the element
+ * type and "example" shows a valid value in the errors.
+ */
+static JsonbValue *
+OptArray(AnomalyOptions *opts, const char *key, enum jbvType type, const char *what,
+		 const char *example, int maxlen, int *n)
+{
+	JsonbValue *v = OptFind(opts, key);
+	JsonbValue *elems;
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+
+	*n = 0;
+	if (v == NULL)
+		return NULL;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of %s", key, what),
+				 errhint("For example \"%s\": %s.", key, example)));
+
+	elems = palloc(Max(maxlen, 1) * sizeof(JsonbValue));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != type)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of %s", key, what)));
+		if (*n >= maxlen)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" has more than %d elements", key, maxlen)));
+		elems[(*n)++] = elem;
+	}
+	return elems;
+}
+
+/*
  * A JSON array of integers in [min, max], at most maxlen of them.  Returns the
  * count, or -1 when the option is absent (the caller then picks a default and
  * records it with AnomalyOptRecordIntList).  An empty array is allowed.
@@ -240,35 +283,13 @@ int
 AnomalyOptIntList(AnomalyOptions *opts, const char *key, int *out, int maxlen,
 				  int min, int max)
 {
-	JsonbValue *v = OptFind(opts, key);
-	JsonbIterator *it;
-	JsonbValue	elem;
-	JsonbIteratorToken tok;
-	int			n = 0;
+	int			n;
+	JsonbValue *elems = OptArray(opts, key, jbvNumeric, "integers", "[16, 4, 16]", maxlen, &n);
 
-	if (v == NULL)
+	if (elems == NULL)
 		return -1;
-	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be an array of integers", key),
-				 errhint("For example \"%s\": [16, 4, 16].", key)));
-
-	it = JsonbIteratorInit(v->val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
-	{
-		if (tok != WJB_ELEM)
-			continue;
-		if (elem.type != jbvNumeric)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be an array of integers", key)));
-		if (n >= maxlen)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" has more than %d elements", key, maxlen)));
-		out[n++] = (int) OptInteger(&elem, key, min, max);
-	}
+	for (int i = 0; i < n; i++)
+		out[i] = (int) OptInteger(&elems[i], key, min, max);
 	AnomalyOptRecordIntList(opts, key, out, n);
 	return n;
 }
@@ -293,35 +314,13 @@ AnomalyOptRecordIntList(AnomalyOptions *opts, const char *key, const int *v, int
 int
 AnomalyOptStringList(AnomalyOptions *opts, const char *key, char **out, int maxlen)
 {
-	JsonbValue *v = OptFind(opts, key);
-	JsonbIterator *it;
-	JsonbValue	elem;
-	JsonbIteratorToken tok;
-	int			n = 0;
+	int			n;
+	JsonbValue *elems = OptArray(opts, key, jbvString, "strings", "[\"knn\", \"iforest\"]", maxlen, &n);
 
-	if (v == NULL)
+	if (elems == NULL)
 		return -1;
-	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be an array of strings", key),
-				 errhint("For example \"%s\": [\"knn\", \"iforest\"].", key)));
-
-	it = JsonbIteratorInit(v->val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
-	{
-		if (tok != WJB_ELEM)
-			continue;
-		if (elem.type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be an array of strings", key)));
-		if (n >= maxlen)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" has more than %d elements", key, maxlen)));
-		out[n++] = pnstrdup(elem.val.string.val, elem.val.string.len);
-	}
+	for (int i = 0; i < n; i++)
+		out[i] = pnstrdup(elems[i].val.string.val, elems[i].val.string.len);
 	AnomalyOptRecordStringList(opts, key, out, n);
 	return n;
 }

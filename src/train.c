@@ -295,10 +295,86 @@ ReaderKeep(TrainReader *r)
 	r->rows_seen++;
 }
 
-static void
-TrainQueryErrorContext(void *arg)
+/* Called after each fetched batch, in r->cxt and outside the query's error context */
+typedef void (*ReaderBatchHook) (TrainReader *r, void *arg);
+
+/* What the error context of a query names */
+typedef struct QueryContext
 {
-	errcontext("training query of anomaly model \"%s\"", (const char *) arg);
+	const char *what;			/* "training", "calibration" */
+	const char *model;
+} QueryContext;
+
+static void
+QueryErrorContext(void *arg)
+{
+	QueryContext *q = arg;
+
+	errcontext("%s query of anomaly model \"%s\"", q->what, q->model);
+}
+
+/*
+ * Run query as the caller through an SPI cursor, TRAIN_BATCH rows at a time
+ * (SPI never holds the whole result), keeping its rows in r (a seeded uniform
+ * sample above r->max_rows).  "what" names the query in errors; hook, if
+ * any, runs after every batch (the last one is empty).
+ */
+static void
+ReaderRun(TrainReader *r, const char *query, const char *what, ReaderBatchHook hook, void *arg)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+	QueryContext qc = {what, r->model};
+	ErrorContextCallback errcb;
+
+	errcb.callback = QueryErrorContext;
+	errcb.arg = &qc;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+				 errmsg("%s query must be a single query that returns rows", what),
+				 errhint("Pass a SELECT (or a data-modifying statement with RETURNING).")));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, TRAIN_BATCH);
+		if (r->cols == NULL)
+			ReaderInitColumns(r, SPI_tuptable->tupdesc);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext c = MemoryContextSwitchTo(r->rowcxt);
+
+			ReaderConvert(r, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(c);
+			MemoryContextReset(r->rowcxt);
+			ReaderKeep(r);
+		}
+		if (hook != NULL)
+		{
+			/* not SPI's procedure context, which SPI_finish() frees */
+			MemoryContext spicxt = MemoryContextSwitchTo(r->cxt);
+
+			error_context_stack = errcb.previous;
+			hook(r, arg);
+			error_context_stack = &errcb;
+			MemoryContextSwitchTo(spicxt);
+		}
+		if (SPI_processed == 0)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	error_context_stack = errcb.previous;
 }
 
 /* Sort comparator for doubles */
@@ -360,10 +436,16 @@ AnomalyScoreDistribution(AnomalyModel *model, int n, const float *X, double *qua
 	return scores;
 }
 
+/* anomaly_import's calibration rows must fit the model */
 static void
-CalibrationQueryErrorContext(void *arg)
+CalibrationBatchHook(TrainReader *r, void *arg)
 {
-	errcontext("calibration query of anomaly model \"%s\"", (const char *) arg);
+	int			d = *(int *) arg;
+
+	if (r->d > 0 && r->d != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("calibration rows have %d features, but the model has %d", r->d, d)));
 }
 
 /*
@@ -379,9 +461,6 @@ AnomalyReadQueryRows(const char *name, const char *query, int d, int64 max_rows,
 					 float **X, char ***names, int64 *rows_read)
 {
 	TrainReader r;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	ErrorContextCallback errcb;
 
 	memset(&r, 0, sizeof(r));
 	r.model = name;
@@ -390,54 +469,39 @@ AnomalyReadQueryRows(const char *name, const char *query, int d, int64 max_rows,
 	r.rowcxt = AllocSetContextCreate(r.cxt, "anomaly calibration row", ALLOCSET_DEFAULT_SIZES);
 	pg_prng_seed(&r.rng, seed);
 
-	errcb.callback = CalibrationQueryErrorContext;
-	errcb.arg = (void *) name;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
-				 errmsg("calibration query must be a single query that returns rows"),
-				 errhint("Pass a SELECT (or a data-modifying statement with RETURNING).")));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, TRAIN_BATCH);
-		if (r.cols == NULL)
-			ReaderInitColumns(&r, SPI_tuptable->tupdesc);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			MemoryContext c = MemoryContextSwitchTo(r.rowcxt);
-
-			ReaderConvert(&r, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-			MemoryContextSwitchTo(c);
-			MemoryContextReset(r.rowcxt);
-			if (r.d != d)
-				ereport(ERROR,
-						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-						 errmsg("calibration rows have %d features, but the model has %d", r.d, d)));
-			ReaderKeep(&r);
-		}
-		if (SPI_processed == 0)
-			break;
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	error_context_stack = errcb.previous;
+	ReaderRun(&r, query, "calibration", CalibrationBatchHook, &d);
 	MemoryContextDelete(r.rowcxt);
 
 	*X = r.X;
 	*names = r.names;
 	*rows_read = r.rows_seen;
 	return r.n;
+}
+
+/* What anomaly_train's batch hook needs */
+typedef struct TrainHook
+{
+	const AnomalyKind *kind;
+	AnomalyOptions *opts;
+	void	   *kopts;			/* the kind's options, once read */
+} TrainHook;
+
+/*
+ * After each batch of training rows: once the number of features is known,
+ * read the kind's options and reject unknown ones (before the rest of the
+ * data is read), and report progress.
+ */
+static void
+TrainBatchHook(TrainReader *r, void *arg)
+{
+	TrainHook  *h = arg;
+
+	if (h->kopts == NULL && r->d > 0)
+	{
+		h->kopts = h->kind->parse_options(h->opts, r->d);
+		AnomalyOptCheckUnused(h->opts);
+	}
+	AnomalyProgressRows(r->rows_seen);
 }
 
 /*
@@ -459,10 +523,8 @@ TrainModel(PG_FUNCTION_ARGS)
 	bool		verbose;
 	void	   *kopts = NULL;
 	TrainReader r;
+	TrainHook	hook;
 	Oid			nsp;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	ErrorContextCallback errcb;
 	TimestampTz start = GetCurrentTimestamp();
 	MemoryContext oldcxt;
 	AnomalyTrainData data;
@@ -534,61 +596,12 @@ TrainModel(PG_FUNCTION_ARGS)
 
 	AnomalyProgressBegin(name, kind->name, verbose);
 
-	/* run the query as the caller, in batches */
-	errcb.callback = TrainQueryErrorContext;
-	errcb.arg = name;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
-				 errmsg("training query must be a single query that returns rows"),
-				 errhint("Pass a SELECT (or a data-modifying statement with RETURNING).")));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, TRAIN_BATCH);
-		if (r.cols == NULL)
-			ReaderInitColumns(&r, SPI_tuptable->tupdesc);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			MemoryContext c = MemoryContextSwitchTo(r.rowcxt);
-
-			ReaderConvert(&r, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-			MemoryContextSwitchTo(c);
-			MemoryContextReset(r.rowcxt);
-			ReaderKeep(&r);
-		}
-		if (kopts == NULL && r.d > 0)
-		{
-			/*
-			 * The dimension is known: read the kind's options, reject unknown
-			 * ones.  In the training context, not SPI's procedure context,
-			 * which SPI_finish() frees before the options are used.
-			 */
-			MemoryContext spicxt = MemoryContextSwitchTo(r.cxt);
-
-			error_context_stack = errcb.previous;
-			kopts = kind->parse_options(&opts, r.d);
-			AnomalyOptCheckUnused(&opts);
-			error_context_stack = &errcb;
-			MemoryContextSwitchTo(spicxt);
-		}
-		if (SPI_processed == 0)
-			break;
-		SPI_freetuptable(SPI_tuptable);
-		AnomalyProgressRows(r.rows_seen);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	error_context_stack = errcb.previous;
+	/* run the query as the caller, in batches; the kind's options are read once the width is known */
+	hook.kind = kind;
+	hook.opts = &opts;
+	hook.kopts = NULL;
+	ReaderRun(&r, query, "training", TrainBatchHook, &hook);
+	kopts = hook.kopts;
 
 	if (r.n < 2)
 		ereport(ERROR,

@@ -89,7 +89,7 @@ tap_count=$(ls "$SRC"/test/t/*.pl 2>/dev/null | wc -l)
 if [ "$tap_count" -eq 0 ]; then
 	TAP_RESULT="no TAP tests found"
 	failed=1
-elif as_user env -u PGHOST -u PGPORT \
+elif as_user env -u PGHOST -u PGPORT PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-600}" \
 	make --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee "$SCRATCH/tap.out"; then
 	:
 else
