@@ -26,6 +26,14 @@ SHLIB_LINK += -lopenblas -lm
 # without errno, branch-free compares, the full cost model).  No
 # reassociation or contraction: results stay bit-identical to scalar code.
 src/nn.o: CFLAGS += -fno-math-errno -fno-trapping-math -fvect-cost-model=dynamic
+# simd.c and simd_nn.c: vector kernels in a baseline and an AVX2 version.
+# simd.c must round like the scalar code (no fused multiply-add), simd_nn.c
+# fuses them (see the notes at their tops).  Their static helpers pass
+# vectors by value, which -Wpsabi would flag for the baseline.
+src/simd.o: CFLAGS += -ffp-contract=off -Wno-psabi
+src/simd.bc: BITCODE_CFLAGS += -ffp-contract=off -Wno-psabi
+src/simd_nn.o: CFLAGS += -ffp-contract=fast -Wno-psabi
+src/simd_nn.bc: BITCODE_CFLAGS += -ffp-contract=fast -Wno-psabi
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CONFIG ?= pg_config

@@ -18,6 +18,7 @@
 #include "kinds.h"
 #include "model.h"
 #include "progress.h"
+#include "simd.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -29,6 +30,24 @@ extern void openblas_set_num_threads(int num_threads);
 
 char	   *anomaly_default_model = NULL;
 static int	anomaly_blas_threads = 1;
+static int	anomaly_simd = 0;
+
+/* values of anomaly.simd */
+static const struct config_enum_entry simd_options[] = {
+	{"auto", 0, false},
+	{"generic", 1, false},
+	{NULL, 0, false}
+};
+
+/*
+ * anomaly.simd: the scoring kernels of the CPU (auto) or the baseline ones
+ * (generic); results agree to the last bits of sums.
+ */
+static void
+AssignSimd(int newval, void *extra)
+{
+	AnomalySimdSelect(newval == 1);
+}
 
 /* the registry: one line per kind in kinds.h */
 #define ANOMALY_KIND_REF(sym) &sym,
@@ -66,6 +85,16 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, AssignBlasThreads, NULL);
+
+	DefineCustomEnumVariable("anomaly.simd",
+							 "Which version of the scoring kernels to use.",
+							 "auto picks the AVX2 version where the CPU has it; generic forces the baseline version.",
+							 &anomaly_simd,
+							 0, simd_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, AssignSimd, NULL);
+	AnomalySimdSelect(anomaly_simd == 1);
 
 	MarkGUCPrefixReserved("anomaly");
 

@@ -79,6 +79,15 @@ typedef struct AnomalyKind
 	void		(*score_batch) (const struct AnomalyModel *model, int n, const float *X, double *out);
 	/* non-negative per-feature contributions of one row; returns the score */
 	double		(*explain) (const struct AnomalyModel *model, const float *x, float *work, double *contrib);
+
+	/*
+	 * score of one row of real values as the user gave them (optional, the
+	 * fast path of real[] input): not standardized and not checked.  Must
+	 * equal score() of the standardized row bit for bit, and return a
+	 * non-finite value when the row has one (the caller then takes the
+	 * checked path, which reports it).
+	 */
+	double		(*score_real) (const struct AnomalyModel *model, const float *v, float *work);
 } AnomalyKind;
 
 /* A decoded model, living in its own memory context */

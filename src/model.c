@@ -40,6 +40,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "model.h"
+#include "simd.h"
 #include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -368,20 +369,15 @@ AnomalyReadInput(AnomalyHandle *h, ArrayType *a)
 	{
 		/* the common case, fused: copy, check and standardize in one pass */
 		const float *v = (const float *) ARR_DATA_PTR(a);
-		const float *center = model->center;
-		const float *inv_scale = model->inv_scale;
-		float	   *x = h->x;
-		int			ok = 1;
 
-		for (int i = 0; i < d; i++)
+		if (unlikely(!anomaly_kernels.standardize(v, model->center, model->inv_scale,
+												  h->x, h->want_raw ? h->raw : NULL, d)))
 		{
-			h->raw[i] = v[i];
-			ok &= (fabsf(v[i]) <= FLT_MAX);
-			x[i] = (v[i] - center[i]) * inv_scale[i];
-		}
-		if (unlikely(!ok))
+			for (int i = 0; i < d; i++)
+				h->raw[i] = v[i];
 			ReportBadFeature(h);
-		return x;
+		}
+		return h->x;
 	}
 	else if (ARR_ELEMTYPE(a) == FLOAT8OID)
 		memcpy(h->raw, ARR_DATA_PTR(a), d * sizeof(double));
@@ -505,6 +501,56 @@ AnomalyModelScore(AnomalyHandle *h, const float *x)
 	if (isnan(s))
 		s = get_float8_infinity();
 	return s;
+}
+
+/*
+ * In a sequential scan the features array is a pointer into a heap page,
+ * and the rows that come next lie just below it in memory (a page fills
+ * from its end).  Scoring a row takes long enough that the CPU stops
+ * running ahead into the next row's cache misses, so ask for the lines of
+ * the row two ahead (and the header of the next one) now.  A prefetch is a
+ * hint that never faults, so a guess outside the page (an array that is a
+ * copy, the last rows of a page) costs nothing but the hint; rows over 1 kB
+ * are left alone.  On 1,000,000 rows x 32 real features this took zscore
+ * scoring from about 2.0 to 1.4 times the scan floor.  A macro, not a
+ * function: gcc finds a function of nothing but prefetches pure and drops
+ * the call.
+ */
+#define PREFETCH_NEXT_ROWS(a) \
+	do { \
+		const char *p_ = (const char *) (a); \
+		Size		sz_ = VARSIZE(a); \
+		if (sz_ <= 1024) \
+		{ \
+			__builtin_prefetch(p_ - sz_ - 64); \
+			__builtin_prefetch(p_ - 2 * sz_ - 64); \
+			__builtin_prefetch(p_ - 2 * sz_); \
+			__builtin_prefetch(p_ - 2 * sz_ + 64); \
+			__builtin_prefetch(p_ - 2 * sz_ + 128); \
+		} \
+	} while (0)
+
+/*
+ * Score a features array: the kind's score_real straight from a real[] that
+ * has the right shape and no NULLs, else (or when that finds a non-finite
+ * value) read, check and standardize the input, then score.  Both give the
+ * same bits; the first writes nothing but the kind's scratch space.
+ */
+double
+AnomalyScoreArray(AnomalyHandle *h, ArrayType *a)
+{
+	AnomalyModel *model = h->model;
+
+	PREFETCH_NEXT_ROWS(a);
+	if (model->kind->score_real != NULL && ARR_ELEMTYPE(a) == FLOAT4OID &&
+		ARR_NDIM(a) == 1 && ARR_DIMS(a)[0] == model->n_features && !ARR_HASNULL(a))
+	{
+		double		s = model->kind->score_real(model, (const float *) ARR_DATA_PTR(a), h->work);
+
+		if (likely(isfinite(s)))
+			return s;
+	}
+	return AnomalyModelScore(h, AnomalyReadInput(h, a));
 }
 
 /*

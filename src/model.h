@@ -25,6 +25,7 @@ typedef struct AnomalyHandle
 	float	   *x;				/* standardized input row, n_features */
 	float	   *work;			/* kind workspace */
 	double	   *contrib;		/* per-feature contributions (explain) */
+	bool		want_raw;		/* fill raw from real[] input too (explain) */
 	Size		x_cap;
 	Size		work_cap;
 
@@ -44,6 +45,7 @@ extern AnomalyHandle *AnomalyGetHandleText(FunctionCallInfo fcinfo, text *name);
 extern const float *AnomalyReadInput(AnomalyHandle *h, ArrayType *features);
 extern const float *AnomalyReadRow(AnomalyHandle *h, HeapTupleHeader row);
 extern double AnomalyModelScore(AnomalyHandle *h, const float *x);
+extern double AnomalyScoreArray(AnomalyHandle *h, ArrayType *features);
 extern double AnomalyQuantileThreshold(const AnomalyModel *model, double contamination);
 extern void AnomalyModelFinish(AnomalyModel *model);
 

@@ -75,6 +75,7 @@
 
 #include "miscadmin.h"
 #include "nn.h"
+#include "simd.h"
 #include "options.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
@@ -242,91 +243,13 @@ NnPrepareTraining(NnNet *net, int batch_cap)
 }
 
 /*
- * exp(x) in single precision, within about 2 ulp of expf() on the range the
- * activations need, written so that a loop of it has no calls or branches
- * (glibc's tanhf was most of the training time).  x = k ln2 + r with
- * |r| <= ln2/2 (Cody-Waite: ln2 split in a part exact in k * hi and a
- * remainder), exp(r) by its degree-6 Taylor polynomial (error below 2e-7
- * relative on that interval), times 2^k built in the exponent bits.  k is
- * rounded with the 1.5 * 2^23 trick, exact under round-to-nearest.
- */
-static inline float
-NnExp(float x)
-{
-	const float ln2_hi = 0.693359375f;
-	const float ln2_lo = -2.12194440e-4f;
-	float		k;
-	float		r;
-	float		p;
-	float		s;
-	int32		bits;
-
-	x = x < -87.0f ? -87.0f : x;
-	x = x > 88.0f ? 88.0f : x;
-	k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	r = (x - k * ln2_hi) - k * ln2_lo;
-	p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-	/*
-	 * A NaN x (a far-out row can overflow to one) leaves k NaN, and
-	 * converting NaN to an integer is undefined: convert 0 instead (a select,
-	 * not a branch).  r, and so the result, stay NaN.
-	 */
-	bits = ((int32) (k == k ? k : 0.0f) + 127) << 23;
-	memcpy(&s, &bits, sizeof(s));
-	return p * s;
-}
-
-/*
- * tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|); absolute error
- * about 1e-7, which is all a network needs.
- */
-static inline float
-NnTanh(float x)
-{
-	float		e = NnExp(-2.0f * fabsf(x));
-	float		t = (1.0f - e) / (1.0f + e);
-
-	return copysignf(t, x);
-}
-
-/*
- * The logistic function 1 / (1 + exp(-x)).
- */
-static inline float
-NnSigmoid(float x)
-{
-	return 1.0f / (1.0f + NnExp(-x));
-}
-
-/*
- * Apply activation act to v[0..n-1] in place.
+ * Apply activation act to v[0..n-1] in place (simd_kernels.h: exp and tanh
+ * without calls or branches, the same for training and scoring).
  */
 static inline void
 NnActivate(NnActivation act, float *v, Size n)
 {
-	switch (act)
-	{
-		case NN_IDENTITY:
-			break;
-		case NN_RELU:
-			for (Size i = 0; i < n; i++)
-				v[i] = v[i] > 0.0f ? v[i] : 0.0f;
-			break;
-		case NN_LEAKY_RELU:
-			for (Size i = 0; i < n; i++)
-				v[i] = v[i] > 0.0f ? v[i] : NN_LEAKY_SLOPE * v[i];
-			break;
-		case NN_TANH:
-			for (Size i = 0; i < n; i++)
-				v[i] = NnTanh(v[i]);
-			break;
-		case NN_SIGMOID:
-			for (Size i = 0; i < n; i++)
-				v[i] = NnSigmoid(v[i]);
-			break;
-		case NN_N_ACTIVATIONS:
-			break;
-	}
+	anomaly_kernels.activate((int) act, v, n);
 }
 
 /*
@@ -582,10 +505,15 @@ NnForwardRow(const NnNet *net, const float *x, float *y, float *work)
 		const NnLayer *L = &net->layers[l];
 		float	   *o = (l == net->nlayers - 1) ? y : buf[l & 1];
 
-		memcpy(o, L->b, L->out * sizeof(float));
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, L->out, L->in,
-					1.0f, L->W, L->in, in, 1, 1.0f, o, 1);
-		NnActivate(L->act, o, L->out);
+		if (L->WT != NULL)
+			anomaly_kernels.dense_row(L->WT, L->b, L->in, L->out, (int) L->act, in, o);
+		else
+		{
+			memcpy(o, L->b, L->out * sizeof(float));
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, L->out, L->in,
+						1.0f, L->W, L->in, in, 1, 1.0f, o, 1);
+			NnActivate(L->act, o, L->out);
+		}
 		in = o;
 	}
 }
@@ -691,6 +619,14 @@ NnLoad(const AnomalyModel *model, const char *prefix, int in, int out)
 			AnomalyCorrupt(model, "tensor \"%s\" has %d rows, expected %d", name, L->out, out);
 		snprintf(name, sizeof(name), "%s.b%d", prefix, l);
 		L->b = AnomalyModelTensor1(model, name, L->out);
+		if ((Size) L->in * L->out <= NN_ROW_KERNEL_MAX)
+		{
+			/* transposed copy for the row kernel (NnForwardRow) */
+			L->WT = palloc((Size) L->in * L->out * sizeof(float));
+			for (int o = 0; o < L->out; o++)
+				for (int j = 0; j < L->in; j++)
+					L->WT[(Size) j * L->out + o] = L->W[(Size) o * L->in + j];
+		}
 		prev = L->out;
 		net->max_width = Max(net->max_width, L->out);
 		snprintf(name, sizeof(name), "%s.act", prefix);

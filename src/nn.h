@@ -12,6 +12,7 @@
 
 #define NN_MAX_LAYERS	16		/* dense layers in one network */
 #define NN_MAX_WIDTH	4096	/* units in one layer */
+#define NN_ROW_KERNEL_MAX	(1024 * 1024)	/* largest in x out given a transposed copy */
 #define NN_LEAKY_SLOPE	0.2f	/* slope of leaky_relu below zero */
 
 /*
@@ -39,6 +40,7 @@ typedef struct NnLayer
 	NnActivation act;
 	float	   *W;
 	float	   *b;
+	float	   *WT;				/* W transposed (in x out) for NnForwardRow; loaded nets */
 	/* training only (NULL in a loaded network) */
 	float	   *gW;				/* gradients of the last backward pass */
 	float	   *gb;

@@ -57,16 +57,27 @@ ReadArgs(FunctionCallInfo fcinfo, bool row, const float **x)
 }
 
 /*
+ * Score argument 1, an array, with the model named by argument 0.
+ */
+static inline double
+ScoreArgs(FunctionCallInfo fcinfo, AnomalyHandle **hp)
+{
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	*hp = h;
+	return AnomalyScoreArray(h, PG_GETARG_ARRAYTYPE_P(1));
+}
+
+/*
  * anomaly_score(model text, features real[] | float8[]) returns float8
  */
 PG_FUNCTION_INFO_V1(anomaly_score);
 Datum
 anomaly_score(PG_FUNCTION_ARGS)
 {
-	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+	AnomalyHandle *h;
 
-	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+	PG_RETURN_FLOAT8(ScoreArgs(fcinfo, &h));
 }
 
 /*
@@ -91,9 +102,8 @@ anomaly_score_default(PG_FUNCTION_ARGS)
 {
 	const char *name = DefaultModelName();
 	AnomalyHandle *h = AnomalyGetHandle(fcinfo, name, strlen(name));
-	const float *x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(0));
 
-	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
+	PG_RETURN_FLOAT8(AnomalyScoreArray(h, PG_GETARG_ARRAYTYPE_P(0)));
 }
 
 /*
@@ -103,10 +113,10 @@ PG_FUNCTION_INFO_V1(anomaly_is_anomaly);
 Datum
 anomaly_is_anomaly(PG_FUNCTION_ARGS)
 {
-	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+	AnomalyHandle *h;
+	double		s = ScoreArgs(fcinfo, &h);
 
-	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
+	PG_RETURN_BOOL(s > h->model->threshold);
 }
 
 /*
@@ -133,11 +143,11 @@ anomaly_is_anomaly_rate(PG_FUNCTION_ARGS)
 {
 	double		c = PG_GETARG_FLOAT8(2);
 	AnomalyHandle *h;
-	const float *x;
+	double		s;
 
 	CheckContamination(c);
-	h = ReadArgs(fcinfo, false, &x);
-	PG_RETURN_BOOL(AnomalyModelScore(h, x) > AnomalyQuantileThreshold(h->model, c));
+	s = ScoreArgs(fcinfo, &h);
+	PG_RETURN_BOOL(s > AnomalyQuantileThreshold(h->model, c));
 }
 
 /* qsort_arg comparator: contributions descending, then feature order */
@@ -255,8 +265,11 @@ PG_FUNCTION_INFO_V1(anomaly_explain);
 Datum
 anomaly_explain(PG_FUNCTION_ARGS)
 {
+	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
 	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, false, &x);
+
+	h->want_raw = true;			/* the explanation shows the values given */
+	x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
 
 	PG_RETURN_DATUM(Explain(h, x));
 }

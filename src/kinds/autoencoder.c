@@ -46,6 +46,7 @@
 #include "miscadmin.h"
 #include "nn.h"
 #include "options.h"
+#include "simd.h"
 
 #define AE_MAX_HIDDEN		(NN_MAX_LAYERS - 1)
 
@@ -271,6 +272,8 @@ AeRowError(const AnomalyModel *model, const float *x, float *work, double *contr
 	double		s = 0.0;
 
 	NnForwardRow(st->net, x, rec, work + d);
+	if (contrib == NULL)
+		return anomaly_kernels.sqdist(x, rec, d);
 	for (int j = 0; j < d; j++)
 	{
 		double		e = (double) x[j] - rec[j];

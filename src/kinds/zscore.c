@@ -19,6 +19,7 @@
 
 #include "anomaly.h"
 #include "options.h"
+#include "simd.h"
 
 typedef struct ZscoreOptions
 {
@@ -133,26 +134,21 @@ zscore_score(const AnomalyModel *model, const float *x, float *work)
 {
 	const ZscoreState *st = model->state;
 	int			d = model->n_features;
-	double		s[4] = {0.0, 0.0, 0.0, 0.0};
-	int			j = 0;
 
-	/* four independent sums: the additions do not wait on each other */
-	for (; j + 4 <= d; j += 4)
-	{
-		for (int k = 0; k < 4; k++)
-		{
-			double		z = (x[j + k] - st->loc[j + k]) * st->inv_scale[j + k];
+	return anomaly_kernels.zsumsq(x, st->loc, st->inv_scale, d);
+}
 
-			s[k] += z * z;
-		}
-	}
-	for (; j < d; j++)
-	{
-		double		z = (x[j] - st->loc[j]) * st->inv_scale[j];
+/*
+ * The real[] fast path: standardizing with the model's scaler and with
+ * loc/scale in one pass, rounded as the two passes would round.
+ */
+static double
+zscore_score_real(const AnomalyModel *model, const float *v, float *work)
+{
+	const ZscoreState *st = model->state;
 
-		s[0] += z * z;
-	}
-	return (s[0] + s[1]) + (s[2] + s[3]);
+	return anomaly_kernels.zsumsq_raw(v, model->center, model->inv_scale,
+									  st->loc, st->inv_scale, model->n_features);
 }
 
 static double
@@ -179,4 +175,5 @@ const AnomalyKind anomaly_kind_zscore = {
 	.load = zscore_load,
 	.score = zscore_score,
 	.explain = zscore_explain,
+	.score_real = zscore_score_real,
 };
