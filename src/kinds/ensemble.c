@@ -74,6 +74,8 @@
 #include "anomaly.h"
 #include "miscadmin.h"
 #include "options.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #define ENSEMBLE_MAX_MEMBERS	16
@@ -87,7 +89,8 @@ typedef enum EnsembleCombine
 
 static const char *const ensemble_combines[] = {"mean", "max", NULL};
 static const char *const ensemble_transforms[] = {"none", "log", NULL};
-static const char *const ensemble_default_kinds[] = {"knn", "autoencoder"};
+static const char *const ensemble_default_kinds[] = {"knn", "knn"};
+static const int ensemble_default_k[] = {3, 40};
 
 typedef struct EnsembleOptions
 {
@@ -96,6 +99,7 @@ typedef struct EnsembleOptions
 	void	   *kopts[ENSEMBLE_MAX_MEMBERS];
 	EnsembleCombine combine;
 	bool		log;
+	int			default_k[ENSEMBLE_MAX_MEMBERS];	/* k of a default knn member, else 0 */
 } EnsembleOptions;
 
 typedef struct EnsembleState
@@ -110,7 +114,20 @@ typedef struct EnsembleState
 } EnsembleState;
 
 /*
- * kinds, combine, and each member's nested options.
+ * Options {"k": k} of a default knn member, as jsonb.
+ */
+static Jsonb *
+EnsembleKOptions(int k)
+{
+	char	   *txt = psprintf("{\"k\": %d}", k);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(txt)));
+}
+
+/*
+ * kinds, combine, transform, and each member's nested options: an object
+ * under the kind's name for a kind listed once, an array of objects (one per
+ * listing, in order) for a kind listed several times.
  */
 static void *
 ensemble_parse_options(AnomalyOptions *opts, int d)
@@ -118,10 +135,12 @@ ensemble_parse_options(AnomalyOptions *opts, int d)
 	EnsembleOptions *o = palloc0(sizeof(EnsembleOptions));
 	char	   *names[ENSEMBLE_MAX_MEMBERS];
 	int			m;
+	bool		defaults;
 	const char *combine;
 
 	m = AnomalyOptStringList(opts, "kinds", names, ENSEMBLE_MAX_MEMBERS);
-	if (m < 0)
+	defaults = (m < 0);
+	if (defaults)
 	{
 		m = lengthof(ensemble_default_kinds);
 		for (int i = 0; i < m; i++)
@@ -141,25 +160,53 @@ ensemble_parse_options(AnomalyOptions *opts, int d)
 					 errmsg("an ensemble cannot have an ensemble as a member"),
 					 errhint("List the member kinds directly in option \"kinds\".")));
 		o->kinds[i] = AnomalyFindKind(names[i], false);
-		for (int j = 0; j < i; j++)
-			if (o->kinds[j] == o->kinds[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"kinds\" lists \"%s\" twice", names[i]),
-						 errhint("Each kind can be a member once; its options go under its name.")));
 	}
 	o->m = m;
-	combine = AnomalyOptEnum(opts, "combine", "mean", ensemble_combines);
+	combine = AnomalyOptEnum(opts, "combine", "max", ensemble_combines);
 	o->combine = strcmp(combine, "max") == 0 ? ENSEMBLE_MAX : ENSEMBLE_MEAN;
 	o->log = strcmp(AnomalyOptEnum(opts, "transform", "log", ensemble_transforms), "log") == 0;
 
 	for (int i = 0; i < m; i++)
 	{
-		AnomalyOptions sub;
+		const char *kname = o->kinds[i]->name;
+		int			idx[ENSEMBLE_MAX_MEMBERS];
+		int			r = 0;
+		bool		seen = false;
 
-		AnomalyOptNestedBegin(opts, o->kinds[i]->name, &sub);
-		o->kopts[i] = o->kinds[i]->parse_options(&sub, d);
-		AnomalyOptNestedEnd(opts, o->kinds[i]->name, &sub);
+		for (int j = 0; j < i; j++)
+			seen |= (o->kinds[j] == o->kinds[i]);
+		if (seen)
+			continue;			/* read with the kind's first listing */
+		for (int j = i; j < m; j++)
+			if (o->kinds[j] == o->kinds[i])
+				idx[r++] = j;
+		if (r == 1)
+		{
+			AnomalyOptions sub;
+
+			AnomalyOptNestedBegin(opts, kname, &sub);
+			o->kopts[i] = o->kinds[i]->parse_options(&sub, d);
+			AnomalyOptNestedEnd(opts, kname, &sub);
+		}
+		else
+		{
+			AnomalyOptions subs[ENSEMBLE_MAX_MEMBERS];
+
+			if (defaults && !AnomalyOptGiven(opts, kname))
+			{
+				/* the default members: knn at a small and a large k */
+				for (int q = 0; q < r; q++)
+				{
+					o->default_k[idx[q]] = ensemble_default_k[idx[q]];
+					AnomalyOptionsInit(&subs[q], EnsembleKOptions(ensemble_default_k[idx[q]]));
+				}
+			}
+			else
+				AnomalyOptNestedArrayBegin(opts, kname, r, subs);
+			for (int q = 0; q < r; q++)
+				o->kopts[idx[q]] = o->kinds[idx[q]]->parse_options(&subs[q], d);
+			AnomalyOptNestedArrayEnd(opts, kname, r, subs);
+		}
 	}
 	return o;
 }
@@ -324,10 +371,22 @@ ensemble_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *
 		double		scale;
 		double		shift = 0.0;
 
+		void	   *kopts = o->kopts[i];
+		bool		clamped = false;
+
 		CHECK_FOR_INTERRUPTS();
+		/* a default knn member on fewer rows than its k: k = rows - 1 */
+		if (o->default_k[i] > 0 && data->n <= o->default_k[i])
+		{
+			AnomalyOptions kopt;
+
+			AnomalyOptionsInit(&kopt, EnsembleKOptions(data->n - 1));
+			kopts = kind->parse_options(&kopt, data->d);
+			clamped = true;
+		}
 		memset(&sub, 0, sizeof(sub));
 		initStringInfo(&sub.metrics);
-		kind->train(data, o->kopts[i], &sub);
+		kind->train(data, kopts, &sub);
 
 		memset(&member, 0, sizeof(member));
 		member.name = (char *) kind->name;
@@ -361,6 +420,8 @@ ensemble_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *
 		AnomalyJsonNumber(&result->metrics, norm[3 * i + 1]);
 		appendStringInfoString(&result->metrics, ", \"scale\": ");
 		AnomalyJsonNumber(&result->metrics, norm[3 * i + 2]);
+		if (clamped)
+			appendStringInfo(&result->metrics, ", \"k\": %d", data->n - 1);
 		if (sub.metrics.len > 0)
 			appendStringInfo(&result->metrics, ", %s", sub.metrics.data);
 		appendStringInfoChar(&result->metrics, '}');
@@ -461,13 +522,8 @@ ensemble_load(AnomalyModel *model)
 	if (m == 0)
 		AnomalyCorrupt(model, "the ensemble has no member tensors");
 	for (int i = 0; i < m; i++)
-	{
 		if (st->members[i] == NULL)
 			AnomalyCorrupt(model, "ensemble member %d is missing", i);
-		for (int j = 0; j < i; j++)
-			if (st->members[j]->kind == st->members[i]->kind)
-				AnomalyCorrupt(model, "ensemble members %d and %d have the same kind", j, i);
-	}
 	st->m = m;
 
 	norm = AnomalyModelTensor2(model, "ensemble.norm", m, 3);
@@ -642,7 +698,7 @@ ensemble_explain(const AnomalyModel *model, const float *x, float *work, double 
 
 const AnomalyKind anomaly_kind_ensemble = {
 	.name = "ensemble",
-	.description = "several kinds trained together; score is the mean of their robustly standardized scores",
+	.description = "several kinds trained together; score is the max (or mean) of their robustly standardized scores",
 	.parse_options = ensemble_parse_options,
 	.train = ensemble_train,
 	.load = ensemble_load,
