@@ -13,16 +13,34 @@ SELECT s->>'kind' AS kind, s->'rows' AS rows, jsonb_pretty(s->'options') AS opti
 FROM anomaly_train('e', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble') s;
 SELECT tensor, shape FROM anomaly_weights WHERE model = 'e' ORDER BY tensor;
 
--- chosen members, member options, max combination
+-- chosen members, member options, mean combination
 SELECT s->'options' AS options
 FROM anomaly_train('e2', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble',
-                   '{"kinds": ["pca", "knn", "zscore"], "combine": "max", "transform": "none", "knn": {"k": 3}}') s;
+                   '{"kinds": ["pca", "knn", "zscore"], "combine": "mean", "transform": "none", "knn": {"k": 3}}') s;
 SELECT tensor FROM anomaly_weights WHERE model = 'e2' ORDER BY tensor;
+
+-- a kind listed twice takes an array of options, one object per listing
+SELECT s->'options' AS options, jsonb_path_query_array(s, '$.members[*].kind') AS members
+FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble',
+                   '{"kinds": ["knn", "iforest", "knn"], "knn": [{"k": 2}, {"k": 20, "method": "mean"}]}') s;
+SELECT tensor FROM anomaly_weights WHERE model = 'e3' AND tensor LIKE '%params' ORDER BY tensor;
+-- the default members' options can be given the same way
+SELECT s->'options'->'knn' AS knn
+FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble', '{"knn": [{"k": 5}, {"k": 50}]}') s;
+-- on fewer rows than a default member's k, that member uses k = rows - 1
+SELECT jsonb_path_query_array(s, '$.members[*].k') AS k
+FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train WHERE i <= 10', 'ensemble') s;
+SELECT anomaly_score('e3', ARRAY[a, b, c, d]) IS NOT NULL AS scored FROM ens_train WHERE i = 200;
 
 -- option errors
 SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "lof"]}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "ensemble"]}');
-SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"]}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"], "knn": {"k": 3}}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"], "knn": [{"k": 3}]}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"], "knn": [{"k": 3}, 40]}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"], "knn": [{"k": 3}, {"kk": 40}]}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", "knn"], "knn": [{"k": 3}, {"k": 400}]}');
+SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"knn": {"k": 3}}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": []}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": "knn"}');
 SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"kinds": ["knn", 3]}');
@@ -36,7 +54,7 @@ SELECT anomaly_train('bad', 'SELECT a, b, c, d FROM ens_train', 'ensemble', '{"c
 SELECT anomaly_score('e', ARRAY[a, b, c, d]) < (SELECT threshold FROM anomaly_models WHERE name = 'e') AS below
 FROM ens_train WHERE i = 10;
 SELECT anomaly_is_anomaly('e', ARRAY[a, b, c + 3, d]) AS pushed_c,
-       anomaly_is_anomaly('e2', ARRAY[a, b, c + 3, d]) AS pushed_c_max
+       anomaly_is_anomaly('e2', ARRAY[a, b, c + 3, d]) AS pushed_c_mean
 FROM ens_train WHERE i = 10;
 
 -- explain names the pushed-out feature first; non-negative; same score as anomaly_score
@@ -53,8 +71,11 @@ FROM ens_train WHERE i % 50 = 0;
 CREATE TABLE ens_w AS SELECT tensor, data FROM anomaly_weights WHERE model = 'e';
 SELECT anomaly_train('e', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble') IS NOT NULL AS trained;
 SELECT count(*) AS differing FROM anomaly_weights w JOIN ens_w o USING (tensor) WHERE w.model = 'e' AND w.data IS DISTINCT FROM o.data;
-SELECT anomaly_train('e', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble', '{"seed": 7}') IS NOT NULL AS trained;
-SELECT count(*) > 0 AS some_differ FROM anomaly_weights w JOIN ens_w o USING (tensor) WHERE w.model = 'e' AND w.data IS DISTINCT FROM o.data;
+-- (the default knn members keep every one of these 300 rows: no seed involved; the isolation forest samples)
+SELECT anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble', '{"kinds": ["knn", "iforest"]}') IS NOT NULL AS trained;
+CREATE TABLE ens_w3 AS SELECT tensor, data FROM anomaly_weights WHERE model = 'e3';
+SELECT anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble', '{"kinds": ["knn", "iforest"], "seed": 7}') IS NOT NULL AS trained;
+SELECT count(*) > 0 AS some_differ FROM anomaly_weights w JOIN ens_w3 o USING (tensor) WHERE w.model = 'e3' AND w.data IS DISTINCT FROM o.data;
 
 -- corrupted tensors are reported, not trusted
 \set VERBOSITY sqlstate
@@ -62,7 +83,7 @@ UPDATE anomaly_weights SET data = data[1:2] WHERE model = 'e' AND tensor = 'e0.k
 SELECT anomaly_score('e', ARRAY[a, b, c, d]) FROM ens_train WHERE i = 1;
 \set VERBOSITY terse
 SELECT anomaly_train('e', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble') IS NOT NULL AS trained;
-UPDATE anomaly_weights SET tensor = 'e1.lof/ae.w0' WHERE model = 'e' AND tensor = 'e1.autoencoder/ae.w0';
+UPDATE anomaly_weights SET tensor = 'e1.lof/knn.params' WHERE model = 'e' AND tensor = 'e1.knn/knn.params';
 SELECT anomaly_score('e', ARRAY[a, b, c, d]) FROM ens_train WHERE i = 1;
 UPDATE anomaly_weights SET tensor = 'e2.knn/knn.params' WHERE model = 'e2' AND tensor = 'e1.knn/knn.params';
 SELECT anomaly_score('e2', ARRAY[a, b, c, d]) FROM ens_train WHERE i = 1;
@@ -73,5 +94,5 @@ UPDATE anomaly_weights SET data = '{0, 0, 1}', shape = '{1,3}' WHERE model = 'e2
 SELECT anomaly_score('e2', ARRAY[a, b, c, d]) FROM ens_train WHERE i = 1;
 \set VERBOSITY default
 
-SELECT anomaly_drop('e'), anomaly_drop('e2');
-DROP TABLE ens_train, ens_w;
+SELECT anomaly_drop('e'), anomaly_drop('e2'), anomaly_drop('e3');
+DROP TABLE ens_train, ens_w, ens_w3;

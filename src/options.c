@@ -365,40 +365,102 @@ AnomalyOptNestedBegin(AnomalyOptions *opts, const char *key, AnomalyOptions *sub
 	AnomalyOptionsInit(sub, in);
 }
 
-void
-AnomalyOptNestedEnd(AnomalyOptions *opts, const char *key, AnomalyOptions *sub)
+/*
+ * Reject keys of a nested options object that nobody read; where names the
+ * object in the message (e.g. "knn" or "knn[1]").
+ */
+static void
+OptNestedCheck(AnomalyOptions *sub, const char *where)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
-	/* unknown nested keys: name the object they are in */
-	if (sub->in != NULL)
+	if (sub->in == NULL)
+		return;
+	it = JsonbIteratorInit(&sub->in->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		it = JsonbIteratorInit(&sub->in->root);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			ListCell   *lc;
-			bool		found = false;
-			char	   *k;
+		ListCell   *lc;
+		bool		found = false;
+		char	   *k;
 
-			if (tok != WJB_KEY)
-				continue;
-			k = pnstrdup(v.val.string.val, v.val.string.len);
-			foreach(lc, sub->used)
-			{
-				if (strcmp((char *) lfirst(lc), k) == 0)
-					found = true;
-			}
-			if (!found)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized option \"%s\" in option \"%s\"", k, key),
-						 errhint("The options each kind accepts are listed in the README's reference.")));
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		foreach(lc, sub->used)
+		{
+			if (strcmp((char *) lfirst(lc), k) == 0)
+				found = true;
 		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized option \"%s\" in option \"%s\"", k, where),
+					 errhint("The options each kind accepts are listed in the README's reference.")));
 	}
+}
+
+/* Finish reading sub (see AnomalyOptNestedBegin). */
+void
+AnomalyOptNestedEnd(AnomalyOptions *opts, const char *key, AnomalyOptions *sub)
+{
+	/* unknown nested keys: name the object they are in */
+	OptNestedCheck(sub, key);
 	OptUse(opts, key);
 	appendStringInfo(&opts->out, "{%s}", sub->out.data);
+}
+
+/*
+ * Start reading an array of n nested options objects under key into
+ * subs[0..n-1] (for example the options of each of several ensemble members
+ * of one kind).  Absent or null: n empty objects.  Otherwise it must be an
+ * array of exactly n objects.  Finish with AnomalyOptNestedArrayEnd.
+ */
+void
+AnomalyOptNestedArrayBegin(AnomalyOptions *opts, const char *key, int n, AnomalyOptions *subs)
+{
+	JsonbValue *v = OptFind(opts, key);
+
+	if (v == NULL)
+	{
+		for (int i = 0; i < n; i++)
+			AnomalyOptionsInit(&subs[i], NULL);
+		return;
+	}
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data) ||
+		JsonContainerSize(v->val.binary.data) != (uint32) n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of %d JSON objects", key, n),
+				 errhint("Give one object of options per element, in order, e.g. [{}, {}].")));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+
+		if (e == NULL || e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of %d JSON objects", key, n),
+					 errhint("Give one object of options per element, in order, e.g. [{}, {}].")));
+		AnomalyOptionsInit(&subs[i], JsonbValueToJsonb(e));
+	}
+}
+
+/*
+ * Reject keys of subs[0..n-1] nobody read and record them as used under key,
+ * as an array.
+ */
+void
+AnomalyOptNestedArrayEnd(AnomalyOptions *opts, const char *key, int n, AnomalyOptions *subs)
+{
+	for (int i = 0; i < n; i++)
+		OptNestedCheck(&subs[i], psprintf("%s[%d]", key, i));
+	OptUse(opts, key);
+	appendStringInfoChar(&opts->out, '[');
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&opts->out, "%s{%s}", i > 0 ? ", " : "", subs[i].out.data);
+	appendStringInfoChar(&opts->out, ']');
 }
 
 /*

@@ -31,6 +31,10 @@ extern int	AnomalyOptStringList(AnomalyOptions *opts, const char *key, char **ou
 extern void AnomalyOptRecordStringList(AnomalyOptions *opts, const char *key, char *const *v, int n);
 extern void AnomalyOptNestedBegin(AnomalyOptions *opts, const char *key, AnomalyOptions *sub);
 extern void AnomalyOptNestedEnd(AnomalyOptions *opts, const char *key, AnomalyOptions *sub);
+extern void AnomalyOptNestedArrayBegin(AnomalyOptions *opts, const char *key, int n,
+									   AnomalyOptions *subs);
+extern void AnomalyOptNestedArrayEnd(AnomalyOptions *opts, const char *key, int n,
+									 AnomalyOptions *subs);
 extern void AnomalyOptCheckUnused(AnomalyOptions *opts);
 extern Jsonb *AnomalyOptionsUsed(AnomalyOptions *opts);
 
