@@ -26,7 +26,8 @@ FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensembl
 SELECT tensor FROM anomaly_weights WHERE model = 'e3' AND tensor LIKE '%params' ORDER BY tensor;
 -- the default members' options can be given the same way
 SELECT s->'options'->'knn' AS knn
-FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble', '{"knn": [{"k": 5}, {"k": 50}]}') s;
+FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train ORDER BY i', 'ensemble',
+                   '{"knn": [{"k": 2}, {"k": 5}, {"k": 10}, {"k": 50}]}') s;
 -- on fewer rows than a default member's k, that member uses k = rows - 1
 SELECT jsonb_path_query_array(s, '$.members[*].k') AS k
 FROM anomaly_train('e3', 'SELECT a, b, c, d FROM ens_train WHERE i <= 10', 'ensemble') s;
