@@ -436,6 +436,22 @@ iforest_load(AnomalyModel *model)
 	model->state = st;
 }
 
+/*
+ * One step down from node i: to the left child if x is at or below the
+ * split value.  Written as a mask, not a conditional: the direction is as
+ * good as random, and compilers turn the conditional into a branch that the
+ * CPU mispredicts about every other step (that was half of the scoring
+ * time).
+ */
+static inline int32
+IforestStep(const IforestNode *nodes, int32 i, const float *x)
+{
+	const IforestNode *nd = &nodes[i];
+	int32		go_left = -(int32) (x[nd->feature] <= nd->value);
+
+	return (nd->left & go_left) | (nd->right & ~go_left);
+}
+
 /* The leaf row x reaches in tree t. */
 static inline const IforestNode *
 IforestLeaf(const IforestState *st, int t, const float *x)
@@ -443,7 +459,7 @@ IforestLeaf(const IforestState *st, int t, const float *x)
 	int32		i = st->roots[t];
 
 	while (!st->info[i].leaf)
-		i = x[st->nodes[i].feature] <= st->nodes[i].value ? st->nodes[i].left : st->nodes[i].right;
+		i = IforestStep(st->nodes, i, x);
 	return &st->nodes[i];
 }
 
@@ -470,10 +486,10 @@ iforest_score(const AnomalyModel *model, const float *x, float *work)
 
 		for (int s = 0; s < depth; s++)
 		{
-			a = x[nodes[a].feature] <= nodes[a].value ? nodes[a].left : nodes[a].right;
-			b = x[nodes[b].feature] <= nodes[b].value ? nodes[b].left : nodes[b].right;
-			c = x[nodes[c].feature] <= nodes[c].value ? nodes[c].left : nodes[c].right;
-			e = x[nodes[e].feature] <= nodes[e].value ? nodes[e].left : nodes[e].right;
+			a = IforestStep(nodes, a, x);
+			b = IforestStep(nodes, b, x);
+			c = IforestStep(nodes, c, x);
+			e = IforestStep(nodes, e, x);
 		}
 		h += (double) nodes[a].value + nodes[b].value + nodes[c].value + nodes[e].value;
 	}
