@@ -49,18 +49,18 @@ typedef double v4df __attribute__((vector_size(32)));
 
 AnomalyKernels anomaly_kernels = {
 	AnomalyDenseRowGeneric, AnomalyActivateGeneric, ZSumSqGeneric, ZSumSqRawGeneric, SqDistGeneric,
-	StandardizeGeneric, "generic"
+	StandardizeGeneric, AddConstGeneric, FirstBelowGeneric, "generic"
 };
 
 static const AnomalyKernels generic_kernels = {
 	AnomalyDenseRowGeneric, AnomalyActivateGeneric, ZSumSqGeneric, ZSumSqRawGeneric, SqDistGeneric,
-	StandardizeGeneric, "generic"
+	StandardizeGeneric, AddConstGeneric, FirstBelowGeneric, "generic"
 };
 
 #ifdef ANOMALY_HAVE_AVX2_KERNELS
 static const AnomalyKernels avx2_kernels = {
 	AnomalyDenseRowAvx2, AnomalyActivateAvx2, ZSumSqAvx2, ZSumSqRawAvx2, SqDistAvx2,
-	StandardizeAvx2, "avx2"
+	StandardizeAvx2, AddConstAvx2, FirstBelowAvx2, "avx2"
 };
 #endif
 

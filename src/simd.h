@@ -30,6 +30,10 @@ typedef struct AnomalyKernels
 	 */
 	bool		(*standardize) (const float *v, const float *center, const float *inv,
 								float *x, double *raw, int n);
+	/* y = a + c */
+	void		(*add_const) (const float *a, float c, float *y, int n);
+	/* the first j < n with v[j] < t, or n (NaN is never below) */
+	int			(*first_below) (const float *v, int n, float t);
 	const char *name;
 } AnomalyKernels;
 

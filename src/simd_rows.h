@@ -134,3 +134,35 @@ KFN(Standardize) (const float *v, const float *center, const float *inv,
 	return okt && ok[0] && ok[1] && ok[2] && ok[3];
 }
 
+
+/* y = a + c */
+static KATTR void
+KFN(AddConst) (const float *a, float c, float *y, int n)
+{
+	int			j = 0;
+
+	for (; j + 8 <= n; j += 8)
+		KFN(Store8) (y + j, KFN(Load8) (a + j) + c);
+	for (; j < n; j++)
+		y[j] = a[j] + c;
+}
+
+/* The first j with v[j] < t, or n; NaN is never below. */
+static KATTR int
+KFN(FirstBelow) (const float *v, int n, float t)
+{
+	int			j = 0;
+
+	for (; j + 16 <= n; j += 16)
+	{
+		v8si		m = (KFN(Load8) (v + j) < t) | (KFN(Load8) (v + j + 8) < t);
+
+		/* any lane set: find it below */
+		if (m[0] | m[1] | m[2] | m[3] | m[4] | m[5] | m[6] | m[7])
+			break;
+	}
+	for (; j < n; j++)
+		if (v[j] < t)
+			return j;
+	return n;
+}

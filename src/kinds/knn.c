@@ -51,6 +51,7 @@
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "options.h"
+#include "simd.h"
 #include "utils/memutils.h"
 
 #define KNN_MAX_K			1000
@@ -274,9 +275,19 @@ KnnNearest(const KnnState *st, int d, const float *x, const float *dist,
 		   int cap, float *hv, int32 *hi)
 {
 	int			len = 0;
+	int			i = 0;
 
-	for (int i = 0; i < st->m; i++)
+	/* fill the heap, then offer only values below its largest */
+	for (; i < st->m && len < cap; i++)
 		KnnHeapPush(hv, hi, &len, cap, dist[i], i);
+	while (i < st->m)
+	{
+		i += anomaly_kernels.first_below(dist + i, st->m - i, hv[0]);
+		if (i >= st->m)
+			break;
+		KnnHeapPush(hv, hi, &len, cap, dist[i], i);
+		i++;
+	}
 
 	/* exact distances, then heapsort ascending */
 	for (int c = 0; c < len; c++)
@@ -340,8 +351,7 @@ KnnDistances(const KnnState *st, int d, const float *x, float *dist)
 	for (int j = 0; j < d; j++)
 		xx += (double) x[j] * x[j];
 	/* dist = -2 R x + norms + ||x||^2 */
-	for (int i = 0; i < st->m; i++)
-		dist[i] = st->norms[i] + (float) xx;
+	anomaly_kernels.add_const(st->norms, (float) xx, dist, st->m);
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, st->m, d, -2.0f, st->ref, d, x, 1, 1.0f, dist, 1);
 }
 
