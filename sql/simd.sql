@@ -22,6 +22,8 @@ SELECT anomaly_train('simd_ae_' || act, 'SELECT f FROM simd_data', 'autoencoder'
 FROM unnest(ARRAY['tanh', 'relu', 'leaky_relu', 'sigmoid']) act;
 SELECT anomaly_train('simd_ae_wide', 'SELECT f FROM simd_data', 'autoencoder',
                      '{"hidden": [70, 33, 70], "epochs": 2}')->>'rows' AS rows;
+SELECT anomaly_train('simd_knn', 'SELECT f FROM simd_data', 'knn', '{"k": 7}')->>'rows' AS rows;
+SELECT anomaly_train('simd_ens', 'SELECT f FROM simd_data', 'ensemble')->>'rows' AS rows;
 SELECT anomaly_train('simd_vae', 'SELECT f FROM simd_data', 'vae', '{"epochs": 3}')->>'rows' AS rows;
 SELECT anomaly_train('simd_gan', 'SELECT f FROM simd_data', 'gan', '{"epochs": 3}')->>'rows' AS rows;
 
@@ -37,13 +39,14 @@ SELECT m.name,
 FROM anomaly_models m, simd_probe p WHERE m.name IN ('simd_z', 'simd_zr')
 GROUP BY m.name ORDER BY m.name;
 
--- the baseline kernels give the same scores: bit for bit for zscore, to
--- float rounding (fused multiply-adds, sums in another order) for networks
+-- the baseline kernels give the same scores: bit for bit for zscore and the
+-- kNN detectors, to float rounding (fused multiply-adds, sums in another
+-- order) for networks
 SET anomaly.simd = 'generic';
 SHOW anomaly.simd;
 SELECT a.name,
        count(*) AS rows,
-       bool_and(CASE WHEN a.name LIKE 'simd\_z%' THEN g.s = a.s
+       bool_and(CASE WHEN a.name LIKE 'simd\_z%' OR a.name IN ('simd_knn', 'simd_ens') THEN g.s = a.s
                      ELSE abs(g.s - a.s) <= 1e-4 * greatest(abs(a.s), 1e-3) END) AS agree
 FROM simd_auto a
 JOIN LATERAL (SELECT anomaly_score(a.name, p.f) AS s FROM simd_probe p WHERE p.i = a.i) g ON true
