@@ -95,5 +95,19 @@ UPDATE anomaly_weights SET data = '{0, 0, 1}', shape = '{1,3}' WHERE model = 'e2
 SELECT anomaly_score('e2', ARRAY[a, b, c, d]) FROM ens_train WHERE i = 1;
 \set VERBOSITY default
 
-SELECT anomaly_drop('e'), anomaly_drop('e2'), anomaly_drop('e3');
+-- kNN members with equal reference sets share one neighbour search: two
+-- identical members give exactly the single member's score
+SELECT anomaly_train('e_one', 'SELECT a, b, c, d FROM ens_train', 'ensemble',
+                     '{"kinds": ["knn"], "knn": {"k": 4}}')->>'rows' AS rows;
+SELECT anomaly_train('e_two', 'SELECT a, b, c, d FROM ens_train', 'ensemble',
+                     '{"kinds": ["knn", "knn"], "knn": [{"k": 4}, {"k": 4}]}')->>'rows' AS rows;
+SELECT bool_and(anomaly_score('e_one', ARRAY[a, b, c, d]) = anomaly_score('e_two', ARRAY[a, b, c, d])) AS same,
+       count(*)
+FROM ens_train;
+-- and members at several k agree with the training scores: the default
+-- flags about its contamination (5 %) of the training rows
+SELECT anomaly_train('e_def', 'SELECT a, b, c, d FROM ens_train', 'ensemble')->>'rows' AS rows;
+SELECT abs(avg(anomaly_is_anomaly('e_def', ARRAY[a, b, c, d])::int) - 0.05) < 0.02 AS rate_ok FROM ens_train;
+SELECT anomaly_drop('e'), anomaly_drop('e2'), anomaly_drop('e3'), anomaly_drop('e_one'), anomaly_drop('e_two'),
+       anomaly_drop('e_def');
 DROP TABLE ens_train, ens_w, ens_w3;

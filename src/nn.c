@@ -77,6 +77,7 @@
 #include "nn.h"
 #include "simd.h"
 #include "options.h"
+#include "progress.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
 
@@ -844,6 +845,7 @@ NnTrain(NnTrainer *t)
 		t->train_loss = sum / n_train;
 		t->history[epoch] = t->train_loss;
 		t->epochs_run = epoch + 1;
+		AnomalyProgress("training", epoch + 1, t->epochs_planned, n_train, t->train_loss);
 		if (!isfinite(t->train_loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -46,6 +46,8 @@
 #include <cblas.h>
 
 #include "anomaly.h"
+#include "kinds.h"
+#include "knn.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "options.h"
@@ -355,6 +357,49 @@ knn_score(const AnomalyModel *model, const float *x, float *work)
 	KnnDistances(st, model->n_features, x, dist);
 	KnnNearest(st, model->n_features, x, dist, st->k, hv, hi);
 	return KnnCombine(st, hv);
+}
+
+/*
+ * AnomalyKnnSameReference: both kNN, same rows in the same order.
+ */
+bool
+AnomalyKnnSameReference(const AnomalyModel *a, const AnomalyModel *b)
+{
+	const KnnState *sa = a->state;
+	const KnnState *sb = b->state;
+
+	if (a->kind != &anomaly_kind_knn || b->kind != &anomaly_kind_knn ||
+		a->n_features != b->n_features || sa->m != sb->m)
+		return false;
+	return sa->ref == sb->ref ||
+		memcmp(sa->ref, sb->ref, (Size) sa->m * a->n_features * sizeof(float)) == 0;
+}
+
+/*
+ * AnomalyKnnScoreShared: one pass of distances and one heap of the largest
+ * k.  Each model's k nearest are the first k of those (the candidates are
+ * chosen by the approximate distances, so at a near-tie the k-th neighbour
+ * can differ from knn_score's in the last bits of its distance).
+ */
+void
+AnomalyKnnScoreShared(const AnomalyModel *const *models, int n,
+					  const float *x, float *work, double *out)
+{
+	const KnnState *st = models[0]->state;
+	int			d = models[0]->n_features;
+	int			kmax = 0;
+	float	   *dist = work;
+	float	   *hv;
+	int32	   *hi;
+
+	for (int i = 0; i < n; i++)
+		kmax = Max(kmax, ((const KnnState *) models[i]->state)->k);
+	hv = work + st->m;
+	hi = (int32 *) (hv + kmax + 1);
+	KnnDistances(st, d, x, dist);
+	KnnNearest(st, d, x, dist, kmax, hv, hi);
+	for (int i = 0; i < n; i++)
+		out[i] = KnnCombine(models[i]->state, hv);
 }
 
 /*

@@ -101,6 +101,17 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) FROM anomaly_progress', 
 	q{SELECT anomaly_train('v', 'SELECT i::float8 AS a FROM generate_series(1, 10) i', 'zscore', '{"verbose": true}') IS NOT NULL});
 like($err, qr/NOTICE:  model "v" \(zscore\): storing, 10 rows/, 'verbose notices');
 
+# The neural kinds report every epoch, with its training loss.
+($ret, $out, $err) = $node->psql('postgres', q{
+	SELECT anomaly_train('nn_' || k, 'SELECT sin(i)::float8 AS a, cos(i)::float8 AS b FROM generate_series(1, 300) i',
+	                     k, '{"verbose": true, "epochs": 3}') IS NOT NULL
+	FROM unnest(ARRAY['autoencoder', 'vae', 'gan']) k});
+for my $k (qw(autoencoder vae gan))
+{
+	like($err, qr/NOTICE:  model "nn_$k" \($k\): training epoch 1\/3, \d+ rows, loss [-0-9.e+]+\n.*training epoch 3\/3/s,
+		"$k reports its epochs");
+}
+
 $locker->quit;
 $node->stop;
 done_testing();
