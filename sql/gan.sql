@@ -61,6 +61,24 @@ FROM anomaly_train('gan3', 'SELECT a, b, c, d, e, flag FROM gan_data', 'gan',
 SELECT bool_and(s >= 0 AND s < 'Infinity') AS finite, count(DISTINCT round(s::numeric, 6)) > 100 AS varied
 FROM (SELECT anomaly_score('gan3', ARRAY[a, b, c, d, e, flag::int]::real[]) AS s FROM gan_data) t;
 
+-- the code term (code_weight, default 1): training is the same without it, so
+-- code_weight 0 gives the same networks, stores none of the code tensors,
+-- and scores every row lower
+SELECT (anomaly_train('gan4', 'SELECT a, b, c, d, e, flag FROM gan_data', 'gan',
+        '{"code_weight": 0}')->>'code_lambda')::float8 AS code_lambda;
+SELECT count(*) FILTER (WHERE tensor LIKE 'gan.code%') AS code_tensors,
+       count(*) FILTER (WHERE tensor NOT LIKE 'gan.code%' AND tensor <> 'gan.lambda'
+                        AND data = (SELECT data FROM anomaly_weights w WHERE w.model = 'gan1' AND w.tensor = v.tensor)) AS same_networks
+FROM anomaly_weights v WHERE model = 'gan4';
+SELECT bool_and(anomaly_score('gan1', f) > anomaly_score('gan4', f)) AS code_term_added
+FROM (SELECT ARRAY[a, b, c, d, e, flag::int]::real[] AS f FROM gan_data) t;
+-- a row beyond the training rows along the data (row 50 with its real
+-- features doubled) ranks higher among the training rows' scores with the
+-- code term than without
+SELECT (SELECT count(*) FROM gan_data WHERE anomaly_score('gan1', ARRAY[a, b, c, d, e, flag::int]::real[]) < anomaly_score('gan1', p.f))
+       > (SELECT count(*) FROM gan_data WHERE anomaly_score('gan4', ARRAY[a, b, c, d, e, flag::int]::real[]) < anomaly_score('gan4', p.f)) AS ranks_higher
+FROM (SELECT ARRAY[2 * a, 2 * b, 2 * c, 2 * d, 2 * e, flag::int]::real[] AS f FROM gan_data WHERE i = 50) p;
+
 -- option errors
 SELECT anomaly_train('bad', 'SELECT a, b FROM gan_data', 'gan', '{"reconstruction_weight": 0, "adversarial_weight": 0, "latent_weight": 0}');
 SELECT anomaly_train('bad', 'SELECT a, b FROM gan_data', 'gan', '{"feature_weight": -1}');

@@ -1095,6 +1095,43 @@ IoImportVae(IoImport *im, int d, JsonbValue *acts)
 }
 
 /*
+ * The GAN's optional code term: tensors code.mean (L) and code.whiten
+ * (L x L) and the weight code_lambda (option, else metadata
+ * anomaly.code_lambda).  A file without them (a model of the earlier score)
+ * scores without the code term.
+ */
+static void
+IoImportGanCode(IoImport *im, int L)
+{
+	IoName	   *m = IoFind(im, "code.mean");
+	IoName	   *w = IoFind(im, "code.whiten");
+	float		code_lambda;
+
+	if (m == NULL && w == NULL)
+		return;
+	if (m == NULL || w == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the file has tensor %s but not %s",
+						m ? "code.mean" : "code.whiten", m ? "code.whiten" : "code.mean"),
+				 errhint("The code term of a gan model needs both.")));
+	if (m->t->ndim != 1 || m->t->shape[0] != L)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("tensor \"%s\" has shape %s, expected [%d]", IoTensorName(m), IoShape(m->t), L)));
+	if (w->t->ndim != 2 || w->t->shape[0] != L || w->t->shape[1] != L)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("tensor \"%s\" has shape %s, expected [%d, %d]", IoTensorName(w), IoShape(w->t), L, L)));
+	code_lambda = IoScalar(im, "code_lambda", "anomaly.code_lambda", get_float8_nan());
+	AnomalyTensorAdd1(&im->result, "gan.code_lambda", 1, &code_lambda);
+	AnomalyTensorAdd1(&im->result, "gan.code_mean", L, IoFloats(im, m));
+	AnomalyTensorAdd2(&im->result, "gan.code_whiten", L, L, IoFloats(im, w));
+	AnomalyJsonMember(&im->options, "code_lambda");
+	AnomalyJsonNumber(&im->options, code_lambda);
+}
+
+/*
  * The GAN: generator encoder d -> L, decoder L -> d, discriminator features
  * d -> w; lambda from the option or the metadata.  Returns d.
  */
@@ -1132,6 +1169,7 @@ IoImportGan(IoImport *im, int d, JsonbValue *acts)
 	IoBuildNet(im, g, 1, "gan.gd");
 	IoBuildNet(im, f, 1, "gan.df");
 	AnomalyTensorAdd1(&im->result, "gan.lambda", 1, &lambda);
+	IoImportGanCode(im, dec.layers[0].in);
 
 	IoRecordHidden(im, "hidden", e, 1, false);
 	AnomalyJsonMember(&im->options, "latent_dim");
@@ -1865,7 +1903,7 @@ IoExportVae(IoExport *ex, const AnomalyModel *model)
 	IoAddMeta(ex, "anomaly.beta", IoExactText(beta[0]));
 }
 
-/* The GAN: generator encoder and decoder, discriminator features; lambda */
+/* The GAN: generator encoder and decoder, discriminator features; lambda; the code term */
 static void
 IoExportGan(IoExport *ex, const AnomalyModel *model)
 {
@@ -1876,6 +1914,18 @@ IoExportGan(IoExport *ex, const AnomalyModel *model)
 	IoExportLayers(ex, model, "gan.gd", 0, IoNetLayers(model, "gan.gd", &acts), "decoder");
 	IoExportLayers(ex, model, "gan.df", 0, IoNetLayers(model, "gan.df", &acts), "features");
 	IoAddMeta(ex, "anomaly.lambda", IoExactText(lambda[0]));
+	if (AnomalyModelFindTensor(model, "gan.code_lambda") != NULL)
+	{
+		const float *code_lambda = AnomalyModelTensor1(model, "gan.code_lambda", 1);
+		AnomalyTensor *zm = AnomalyModelFindTensor(model, "gan.code_mean");
+		int			L = zm ? zm->shape[0] : 0;
+		int			mshape[1] = {L};
+		int			wshape[2] = {L, L};
+
+		IoAddTensor(ex, "code.mean", 1, mshape, AnomalyModelTensor1(model, "gan.code_mean", L));
+		IoAddTensor(ex, "code.whiten", 2, wshape, AnomalyModelTensor2(model, "gan.code_whiten", L, L));
+		IoAddMeta(ex, "anomaly.code_lambda", IoExactText(code_lambda[0]));
+	}
 }
 
 /*

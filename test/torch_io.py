@@ -10,10 +10,11 @@ anomaly_export() writes (see src/io.c for the convention):
   mu.weight, mu.bias,                 the VAE's heads (nn.Linear)
   logvar.weight, logvar.bias
   features.<i>.weight / .bias         the GAN discriminator's feature layers
+  code.mean, code.whiten              the GAN's code term (optional)
   __metadata__: anomaly.kind, anomaly.layout ("torch"),
       anomaly.activations.<network> (one name per Linear: identity, relu,
       leaky_relu (slope 0.2), tanh, sigmoid), anomaly.beta (vae),
-      anomaly.lambda (gan), anomaly.feature_names (JSON), and in exported
+      anomaly.lambda and anomaly.code_lambda (gan), anomaly.feature_names (JSON), and in exported
       files anomaly.threshold, anomaly.score_quantiles, anomaly.options.
 
 As a library:
@@ -238,21 +239,33 @@ class VAE(Scaled):
 
 
 class GAN(Scaled):
-    """score = sum (z - G(z))^2 + lambda * sum (f(z) - f(G(z)))^2, G = decoder(encoder)."""
+    """score = sum (z - G(z))^2 + lambda * sum (f(z) - f(G(z)))^2
+             [+ code_lambda * sum (W (c - m))^2],  c = encoder(z), G = decoder(encoder).
+
+    The code term (code_mean m, code_whiten W, code_lambda) is optional."""
     kind = "gan"
     networks = ("encoder", "decoder", "features")
 
-    def __init__(self, encoder, decoder, features, mean, scale, lam):
+    def __init__(self, encoder, decoder, features, mean, scale, lam,
+                 code_mean=None, code_whiten=None, code_lam=None):
         super().__init__(mean, scale)
         self.encoder = encoder
         self.decoder = decoder
         self.features = features
         self.lam = float(lam)
+        self.code_mean = code_mean
+        self.code_whiten = code_whiten
+        self.code_lam = None if code_lam is None else float(code_lam)
 
     def score(self, x):
         z = self.standardize(x)
-        r = self.decoder(self.encoder(z))
-        return ((z - r) ** 2).sum(-1) + self.lam * ((self.features(z) - self.features(r)) ** 2).sum(-1)
+        c = self.encoder(z)
+        r = self.decoder(c)
+        s = ((z - r) ** 2).sum(-1) + self.lam * ((self.features(z) - self.features(r)) ** 2).sum(-1)
+        if self.code_lam is not None:
+            y = (c - self.code_mean.to(c.dtype)) @ self.code_whiten.to(c.dtype).T
+            s = s + self.code_lam * (y ** 2).sum(-1)
+        return s
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +290,10 @@ def write_model(model, path=None, dtype=torch.float32, feature_names=None, names
         meta["anomaly.beta"] = repr(model.beta)
     if isinstance(model, GAN):
         meta["anomaly.lambda"] = repr(model.lam)
+        if model.code_lam is not None:
+            tensors["code.mean"] = model.code_mean.to(dtype)
+            tensors["code.whiten"] = model.code_whiten.to(dtype)
+            meta["anomaly.code_lambda"] = repr(model.code_lam)
     if feature_names is not None:
         meta["anomaly.feature_names"] = json.dumps(list(feature_names))
     return save_file(tensors, meta, path)
@@ -311,7 +328,10 @@ def read_model(data):
         model = GAN(sequential_from(tensors, "encoder", acts("encoder")),
                     sequential_from(tensors, "decoder", acts("decoder")),
                     sequential_from(tensors, "features", acts("features")), mean, scale,
-                    float(meta["anomaly.lambda"]))
+                    float(meta["anomaly.lambda"]),
+                    tensors["code.mean"].float() if "code.mean" in tensors else None,
+                    tensors["code.whiten"].float() if "code.whiten" in tensors else None,
+                    float(meta["anomaly.code_lambda"]) if "anomaly.code_lambda" in meta else None)
     else:
         raise ValueError("unknown kind %r" % kind)
     model.eval()
@@ -395,6 +415,16 @@ def train(args):
         # the reference uses exactly the values the file stores
         for p in list(model.parameters()) + list(model.buffers()):
             p.copy_(p.to(dtype).float())
+        if isinstance(model, GAN):
+            # the code term: Mahalanobis distance of the code, whitened by the
+            # inverse Cholesky factor of the codes' covariance
+            c = model.encoder(z).double()
+            m = c.mean(0)
+            cov = torch.cov(c.T, correction=0) + 1e-3 * torch.eye(c.shape[1], dtype=torch.float64)
+            w = torch.linalg.inv(torch.linalg.cholesky(cov))
+            model.code_mean = m.to(dtype).float()
+            model.code_whiten = w.to(dtype).float()
+            model.code_lam = 0.5
     names = {"encoder": "model.enc", "decoder": "model.dec"} if args.rename else None
     write_model(model, args.out, dtype=dtype, feature_names=header, names=names)
     write_scores(args.scores, *scores_of(model, x))

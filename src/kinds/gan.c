@@ -40,23 +40,65 @@
  * rows, which, unlike the adversarial losses, decreases when the model
  * improves.
  *
- * Score, in one forward pass: x^ = G_D(G_E(x)) and
- *     score = sum_j (x_j - x^_j)^2 + lambda ||f(x) - f(x^)||^2,
- * the reconstruction error through encoder and generator plus the
- * discriminator's feature-matching error (EGBAD's mix of its two scores).
+ * Score, in one forward pass: z = G_E(x), x^ = G_D(z) and
+ *     score = sum_j (x_j - x^_j)^2 + lambda ||f(x) - f(x^)||^2
+ *             + code_lambda ||W (z - m)||^2,
+ * the reconstruction error through encoder and generator, the
+ * discriminator's feature-matching error (EGBAD's mix of its two scores),
+ * and the squared Mahalanobis distance of the row's code from the codes of
+ * the training rows (m their mean, W the inverse of the Cholesky factor of
+ * their covariance, ridged by 1e-3 of the mean variance).
  * lambda = feature_weight * (mean reconstruction error / mean feature error)
- * on the training rows, so feature_weight is the share of the feature term
- * on a typical row whatever the scale of the discriminator's features.
- * Explanation: feature j gets its squared error plus a share of the feature
- * term proportional to that error, so contributions are non-negative and add
- * up to the score.
+ * and code_lambda = code_weight * (mean reconstruction error / mean code
+ * distance) on the training rows, so each weight is the share of its term
+ * on a typical row whatever the scale of the discriminator's features or of
+ * the code.  m and W are estimated robustly: a first estimate on all
+ * training rows, then one concentration step of MCD (Rousseeuw and Van
+ * Driessen, 1999) on the share 1 - trim of them closest to it (the trim of
+ * the trimmed loss; all rows with robust_loss "none"), so the anomalies
+ * among the training rows do not widen the covariance.
  *
- * Tensors: gan.ge.*, gan.gd.*, gan.df.* (nn.c) and gan.lambda; E and the
+ * Why the code term (added after the first version, which scored only the
+ * first two terms).  The first two terms measure how far a row lies off
+ * what the generator reproduces: the residual subspace.  A row far out
+ * ALONG the data (large but typical-looking in its correlations) is
+ * reproduced well by a generator with a code of d/2 dimensions and scores
+ * low on both; its code, though, is far from the others.  Process
+ * monitoring has the same split for PCA, the residual Q (SPE) statistic and
+ * Hotelling's T^2 in the kept subspace, and combines them, each divided by
+ * a typical value (the combined index of Yue and Qin, 2001); code_weight 1
+ * does the same with the training means, and was not tuned.  The VAE kind
+ * gets the same information from its KL term.  Measured on the failing
+ * sets (ROC-AUC, ANCHORS protocol, seed 42), each term alone:
+ *                     vowel  letter shuttle  wine
+ *     reconstruction   .559   .546   .834   .752
+ *     feature match    .500   .565   .808   .638
+ *     code distance    .916   .703   .930   .903
+ * Before -> after (means of five splits): shared data (data/) 0.8291
+ * -> 0.8397 (ae_torch 0.7704, np_zscore 0.7819); unseen data
+ * (test/bench/unseen) 0.7165 -> 0.7745 (np_zscore 0.7453), per set digits
+ * .343 -> .347, iris 1 -> 1, letter .555 -> .663, satellite .999 -> .999,
+ * shuttle .831 -> .929, sonar .595 -> .609, vehicle .863 -> .802, vowel
+ * .541 -> .804, wine .721 -> .818.  With seeds 1 and 2 the unseen mean goes
+ * 0.732 -> 0.789 and 0.733 -> 0.790, the shared 0.818 -> 0.837 and
+ * 0.838 -> 0.835.  Without the concentration step (plain mean and
+ * covariance): shared 0.8270, unseen 0.7611.  Training on 100,000 x 32 takes
+ * 4.2 s (4.1 s without the code term); scoring those rows takes about 10%
+ * longer (one L x L sgemv per row, L = 16 there).
+ * Explanation: feature j gets its squared error plus a share of the
+ * feature and code terms proportional to that error, so contributions are
+ * non-negative and add up to the score.
+ *
+ * Tensors: gan.ge.*, gan.gd.*, gan.df.* (nn.c), gan.lambda, and
+ * gan.code_lambda, gan.code_mean (L), gan.code_whiten (L x L) when the code
+ * term is on (a model without them, such as one imported from a file
+ * without a code term, scores with the first two terms); E and the
  * discriminator's head are needed only for training and are not stored.
  */
 #include "postgres.h"
 
 #include <math.h>
+#include <cblas.h>
 
 #include "anomaly.h"
 #include "nn.h"
@@ -64,6 +106,7 @@
 
 #define GAN_MAX_HIDDEN	((NN_MAX_LAYERS - 1) / 2)
 #define GAN_D_RESET		1e-5	/* GANomaly: re-initialize D below this loss */
+#define GAN_CODE_RIDGE	1e-3	/* ridge of the code covariance, times its mean variance */
 
 typedef struct GanOptions
 {
@@ -74,6 +117,7 @@ typedef struct GanOptions
 	double		w_adv;
 	double		w_lat;
 	double		feature_weight;
+	double		code_weight;
 	NnOptions	nn;
 } GanOptions;
 
@@ -83,6 +127,9 @@ typedef struct GanState
 	NnNet	   *gd;
 	NnNet	   *df;
 	float		lambda;
+	float		code_lambda;	/* 0: no code term */
+	const float *zmean;			/* L */
+	const float *zwhite;		/* L x L, lower triangular */
 } GanState;
 
 /*
@@ -105,6 +152,7 @@ gan_parse_options(AnomalyOptions *opts, int d)
 	o->w_adv = AnomalyOptReal(opts, "adversarial_weight", 1.0, 0.0, 1e6, false);
 	o->w_lat = AnomalyOptReal(opts, "latent_weight", 1.0, 0.0, 1e6, false);
 	o->feature_weight = AnomalyOptReal(opts, "feature_weight", 0.5, 0.0, 1e6, false);
+	o->code_weight = AnomalyOptReal(opts, "code_weight", 1.0, 0.0, 1e6, false);
 	NnReadOptions(opts, &o->nn, "tanh");
 	if (o->w_rec == 0.0 && o->w_adv == 0.0 && o->w_lat == 0.0)
 		ereport(ERROR,
@@ -314,12 +362,165 @@ GanStep(void *arg, int B, const float *Xb)
 }
 
 /*
+ * Squared Mahalanobis distance ||zwhite (z - zmean)||^2 of a code (zwhite is
+ * any L x L matrix: lower triangular when trained here, whatever an imported
+ * file holds); scratch has room for 2L floats.  One sgemv, the same for one
+ * row and for many, so both paths give the same score.
+ */
+static double
+GanCodeDistance(const float *z, int L, const float *zmean, const float *zwhite, float *scratch)
+{
+	float	   *c = scratch;
+	float	   *y = scratch + L;
+	double		t2 = 0.0;
+
+	for (int k = 0; k < L; k++)
+		c[k] = z[k] - zmean[k];
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, L, L, 1.0f, zwhite, L, c, 1, 0.0f, y, 1);
+	for (int k = 0; k < L; k++)
+		t2 += (double) y[k] * y[k];
+	return t2;
+}
+
+/*
+ * Mean (L) and whitening matrix (L x L, lower triangular) of the codes Z
+ * (n x L) of the rows with keep[i] (all rows if keep is NULL): zwhite is
+ * the inverse of the Cholesky factor of their covariance, ridged by
+ * GAN_CODE_RIDGE times the mean variance, so that ||zwhite (z - zmean)||^2
+ * is the squared Mahalanobis distance of a code.
+ */
+static void
+GanFitCodes(const float *Z, int n, int L, const bool *keep, float *zmean, float *zwhite)
+{
+	double	   *m = palloc0(L * sizeof(double));
+	double	   *C = palloc0((Size) L * L * sizeof(double));
+	double	   *R = palloc0((Size) L * L * sizeof(double));
+	double	   *Ri = palloc0((Size) L * L * sizeof(double));
+	double		tr = 0.0;
+	int			cnt = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (keep && !keep[i])
+			continue;
+		cnt++;
+		for (int k = 0; k < L; k++)
+			m[k] += Z[(Size) i * L + k];
+	}
+	for (int k = 0; k < L; k++)
+		m[k] /= Max(cnt, 1);
+	for (int i = 0; i < n; i++)
+	{
+		const float *z = Z + (Size) i * L;
+
+		if (keep && !keep[i])
+			continue;
+		for (int a = 0; a < L; a++)
+			for (int b = 0; b <= a; b++)
+				C[a * L + b] += (z[a] - m[a]) * (z[b] - m[b]);
+	}
+	for (int a = 0; a < L; a++)
+	{
+		for (int b = 0; b <= a; b++)
+			C[a * L + b] /= Max(cnt, 1);
+		tr += C[a * L + a];
+	}
+	for (int a = 0; a < L; a++)
+		C[a * L + a] += GAN_CODE_RIDGE * tr / L + 1e-12;
+	/* Cholesky C = R R^T */
+	for (int a = 0; a < L; a++)
+	{
+		for (int b = 0; b <= a; b++)
+		{
+			double		s = C[a * L + b];
+
+			for (int k = 0; k < b; k++)
+				s -= R[a * L + k] * R[b * L + k];
+			if (a == b)
+				R[a * L + a] = sqrt(Max(s, 1e-12));
+			else
+				R[a * L + b] = s / R[b * L + b];
+		}
+	}
+	/* Ri = R^-1, lower triangular, by forward substitution */
+	for (int c = 0; c < L; c++)
+	{
+		for (int a = c; a < L; a++)
+		{
+			double		s = (a == c) ? 1.0 : 0.0;
+
+			for (int k = c; k < a; k++)
+				s -= R[a * L + k] * Ri[k * L + c];
+			Ri[a * L + c] = s / R[a * L + a];
+		}
+	}
+	for (int k = 0; k < L; k++)
+		zmean[k] = (float) m[k];
+	for (Size k = 0; k < (Size) L * L; k++)
+		zwhite[k] = (float) Ri[k];
+	pfree(m);
+	pfree(C);
+	pfree(R);
+	pfree(Ri);
+}
+
+/* qsort comparator for doubles */
+static int
+GanCompareDouble(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Code statistics of the n training rows (GanFitCodes); with trim > 0, one
+ * concentration step of MCD follows: the share trim of the rows farthest
+ * from the first estimate is left out of the second.  t2 gets every
+ * training row's squared distance.
+ */
+static void
+GanCodeStats(const NnNet *ge, int n, const float *X, double trim,
+			 float *zmean, float *zwhite, double *t2)
+{
+	int			L = ge->out;
+	float	   *Z = palloc_extended((Size) n * L * sizeof(float), MCXT_ALLOC_HUGE);
+	float	   *scratch = palloc(2 * L * sizeof(float));
+
+	NnPredict(ge, n, X, Z);
+	GanFitCodes(Z, n, L, NULL, zmean, zwhite);
+	for (int i = 0; i < n; i++)
+		t2[i] = GanCodeDistance(Z + (Size) i * L, L, zmean, zwhite, scratch);
+	if (trim > 0.0)
+	{
+		double	   *sorted = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
+		bool	   *keep = palloc_extended((Size) n * sizeof(bool), MCXT_ALLOC_HUGE);
+		int			h = Min(n - 1, Max(0, (int) ((1.0 - trim) * n)));
+		double		cut;
+
+		memcpy(sorted, t2, (Size) n * sizeof(double));
+		qsort(sorted, n, sizeof(double), GanCompareDouble);
+		cut = sorted[h];
+		for (int i = 0; i < n; i++)
+			keep[i] = t2[i] <= cut;
+		GanFitCodes(Z, n, L, keep, zmean, zwhite);
+		for (int i = 0; i < n; i++)
+			t2[i] = GanCodeDistance(Z + (Size) i * L, L, zmean, zwhite, scratch);
+		pfree(sorted);
+		pfree(keep);
+	}
+	pfree(Z);
+	pfree(scratch);
+}
+
+/*
  * Reconstruction errors (and feature-matching errors, if fm is not NULL) of
  * n rows.
  */
 static void
 GanErrors(const NnNet *ge, const NnNet *gd, const NnNet *df, int n, const float *X,
-		  double *sse, double *fm)
+		  double *sse, double *fm, const float *zmean, const float *zwhite, double *t2)
 {
 	int			d = ge->in;
 	int			w = df->out;
@@ -328,6 +529,14 @@ GanErrors(const NnNet *ge, const NnNet *gd, const NnNet *df, int n, const float 
 
 	NnPredict(ge, n, X, Z);
 	NnPredict(gd, n, Z, R);
+	if (t2)
+	{
+		float	   *scratch = palloc(2 * ge->out * sizeof(float));
+
+		for (int i = 0; i < n; i++)
+			t2[i] = GanCodeDistance(Z + (Size) i * ge->out, ge->out, zmean, zwhite, scratch);
+		pfree(scratch);
+	}
 	for (int i = 0; i < n; i++)
 	{
 		double		s = 0.0;
@@ -374,7 +583,7 @@ GanValidate(void *arg, int n, const float *Xv, double *loss)
 {
 	GanTrain   *t = arg;
 
-	GanErrors(t->ge, t->gd, t->df, n, Xv, loss, NULL);
+	GanErrors(t->ge, t->gd, t->df, n, Xv, loss, NULL, NULL, NULL, NULL);
 }
 
 static void
@@ -417,7 +626,11 @@ gan_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	double	   *fm;
 	double		sum_sse = 0.0;
 	double		sum_fm = 0.0;
+	double		sum_t2 = 0.0;
 	float		lambda;
+	float		code_lambda;
+	float	   *zmean;
+	float	   *zwhite;
 
 	memset(&gt, 0, sizeof(gt));
 	pg_prng_seed(&rng, data->seed);
@@ -472,18 +685,31 @@ gan_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	/* lambda: feature_weight times the ratio of the mean errors */
 	sse = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
 	fm = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
-	GanErrors(gt.ge, gt.gd, gt.df, n, data->X, sse, fm);
+	GanErrors(gt.ge, gt.gd, gt.df, n, data->X, sse, fm, NULL, NULL, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		sum_sse += sse[i];
 		sum_fm += fm[i];
 	}
 	lambda = (sum_fm > 0.0 && isfinite(sum_fm)) ? (float) (o->feature_weight * sum_sse / sum_fm) : 0.0f;
+	zmean = palloc(L * sizeof(float));
+	zwhite = palloc((Size) L * L * sizeof(float));
+	GanCodeStats(gt.ge, n, data->X, o->nn.robust == NN_ROBUST_NONE ? 0.0 : o->nn.trim,
+				 zmean, zwhite, fm);
+	for (int i = 0; i < n; i++)
+		sum_t2 += fm[i];
+	code_lambda = (sum_t2 > 0.0 && isfinite(sum_t2)) ? (float) (o->code_weight * sum_sse / sum_t2) : 0.0f;
 
 	NnSave(gt.ge, result, "gan.ge");
 	NnSave(gt.gd, result, "gan.gd");
 	NnSave(gt.df, result, "gan.df");
 	AnomalyTensorAdd1(result, "gan.lambda", 1, &lambda);
+	if (code_lambda > 0.0f)
+	{
+		AnomalyTensorAdd1(result, "gan.code_lambda", 1, &code_lambda);
+		AnomalyTensorAdd1(result, "gan.code_mean", L, zmean);
+		AnomalyTensorAdd2(result, "gan.code_whiten", L, L, zwhite);
+	}
 	NnTrainMetrics(&tr, &result->metrics);
 	AnomalyJsonMember(&result->metrics, "discriminator_loss");
 	AnomalyJsonNumber(&result->metrics,
@@ -492,6 +718,8 @@ gan_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	appendStringInfo(&result->metrics, "%d", gt.d_resets);
 	AnomalyJsonMember(&result->metrics, "lambda");
 	AnomalyJsonNumber(&result->metrics, lambda);
+	AnomalyJsonMember(&result->metrics, "code_lambda");
+	AnomalyJsonNumber(&result->metrics, code_lambda);
 }
 
 /*
@@ -515,12 +743,25 @@ gan_load(AnomalyModel *model)
 	st->lambda = *AnomalyModelTensor1(model, "gan.lambda", 1);
 	if (!(st->lambda >= 0.0f) || isinf(st->lambda))
 		AnomalyCorrupt(model, "gan.lambda is not a non-negative number");
+	st->code_lambda = 0.0f;
+	st->zmean = NULL;
+	st->zwhite = NULL;
+	if (AnomalyModelFindTensor(model, "gan.code_lambda") != NULL)
+	{
+		int			L = st->ge->out;
+
+		st->code_lambda = *AnomalyModelTensor1(model, "gan.code_lambda", 1);
+		if (!(st->code_lambda >= 0.0f) || isinf(st->code_lambda))
+			AnomalyCorrupt(model, "gan.code_lambda is not a non-negative number");
+		st->zmean = AnomalyModelTensor1(model, "gan.code_mean", L);
+		st->zwhite = AnomalyModelTensor2(model, "gan.code_whiten", L, L);
+	}
 	model->state = st;
 }
 
 /*
  * Scratch floats: code, reconstruction, two feature vectors, and the
- * largest row workspace.
+ * largest row workspace (at least 2L, for the code term).
  */
 static Size
 gan_workspace(const AnomalyModel *model)
@@ -528,6 +769,7 @@ gan_workspace(const AnomalyModel *model)
 	const GanState *st = model->state;
 	Size		nw = Max(NnRowWorkspace(st->ge), Max(NnRowWorkspace(st->gd), NnRowWorkspace(st->df)));
 
+	nw = Max(nw, (Size) 2 * st->ge->out);	/* GanCodeDistance */
 	return st->ge->out + model->n_features + 2 * st->df->out + nw;
 }
 
@@ -568,6 +810,8 @@ GanRow(const AnomalyModel *model, const float *x, float *work, double *contrib)
 		fm += e * e;
 	}
 	fm *= st->lambda;
+	if (st->code_lambda > 0.0f)
+		fm += st->code_lambda * GanCodeDistance(z, st->ge->out, st->zmean, st->zwhite, scratch);
 	if (contrib)
 	{
 		for (int j = 0; j < d; j++)
@@ -593,16 +837,21 @@ gan_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 {
 	const GanState *st = model->state;
 	double	   *fm = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
+	double	   *t2 = NULL;
 
-	GanErrors(st->ge, st->gd, st->df, n, X, out, fm);
+	if (st->code_lambda > 0.0f)
+		t2 = palloc_extended((Size) n * sizeof(double), MCXT_ALLOC_HUGE);
+	GanErrors(st->ge, st->gd, st->df, n, X, out, fm, st->zmean, st->zwhite, t2);
 	for (int i = 0; i < n; i++)
-		out[i] += st->lambda * fm[i];
+		out[i] += st->lambda * fm[i] + (t2 ? st->code_lambda * t2[i] : 0.0);
 	pfree(fm);
+	if (t2)
+		pfree(t2);
 }
 
 const AnomalyKind anomaly_kind_gan = {
 	.name = "gan",
-	.description = "GANomaly-style adversarial autoencoder; score is the reconstruction error plus the discriminator's feature-matching error",
+	.description = "GANomaly-style adversarial autoencoder; score is the reconstruction error plus the discriminator's feature-matching error and the Mahalanobis distance of the code",
 	.parse_options = gan_parse_options,
 	.train = gan_train,
 	.load = gan_load,
