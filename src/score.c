@@ -42,17 +42,14 @@ CheckContamination(double c)
 
 /*
  * Resolve the model named by argument 0 and read the features of argument 1,
- * an array or (row) a composite value whose fields are picked by name.
+ * a composite value whose fields are picked by name.
  */
 static AnomalyHandle *
-ReadArgs(FunctionCallInfo fcinfo, bool row, const float **x)
+ReadRowArgs(FunctionCallInfo fcinfo, const float **x)
 {
 	AnomalyHandle *h = AnomalyGetHandleText(fcinfo, PG_GETARG_TEXT_PP(0));
 
-	if (row)
-		*x = AnomalyReadRow(h, PG_GETARG_HEAPTUPLEHEADER(1));
-	else
-		*x = AnomalyReadInput(h, PG_GETARG_ARRAYTYPE_P(1));
+	*x = AnomalyReadRow(h, PG_GETARG_HEAPTUPLEHEADER(1));
 	return h;
 }
 
@@ -88,7 +85,7 @@ Datum
 anomaly_score_row(PG_FUNCTION_ARGS)
 {
 	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
+	AnomalyHandle *h = ReadRowArgs(fcinfo, &x);
 
 	PG_RETURN_FLOAT8(AnomalyModelScore(h, x));
 }
@@ -127,7 +124,7 @@ Datum
 anomaly_is_anomaly_row(PG_FUNCTION_ARGS)
 {
 	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
+	AnomalyHandle *h = ReadRowArgs(fcinfo, &x);
 
 	PG_RETURN_BOOL(AnomalyModelScore(h, x) > h->model->threshold);
 }
@@ -282,7 +279,7 @@ Datum
 anomaly_explain_row(PG_FUNCTION_ARGS)
 {
 	const float *x;
-	AnomalyHandle *h = ReadArgs(fcinfo, true, &x);
+	AnomalyHandle *h = ReadRowArgs(fcinfo, &x);
 
 	PG_RETURN_DATUM(Explain(h, x));
 }
