@@ -38,12 +38,6 @@
 #include "nn.h"
 #include "simd.h"
 
-typedef float v8sf __attribute__((vector_size(32)));
-typedef int32 v8si __attribute__((vector_size(32)));
-typedef float v4sf __attribute__((vector_size(16)));
-typedef int32 v4si __attribute__((vector_size(16)));
-typedef double v4df __attribute__((vector_size(32)));
-
 #define SIMD_TEMPLATE "simd_rows.h"
 #include "simd_instantiate.h"
 

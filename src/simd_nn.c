@@ -14,9 +14,5 @@
 #include "nn.h"
 #include "simd.h"
 
-typedef float v8sf __attribute__((vector_size(32)));
-typedef int32 v8si __attribute__((vector_size(32)));
-typedef float v4sf __attribute__((vector_size(16)));
-
 #define SIMD_TEMPLATE "simd_nn.h"
 #include "simd_instantiate.h"

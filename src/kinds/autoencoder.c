@@ -308,18 +308,9 @@ ae_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 	float	   *rec = palloc_extended((Size) n * d * sizeof(float), MCXT_ALLOC_HUGE);
 
 	NnPredict(st->net, n, X, rec);
+	/* the row path's sum (ae_score), so training scores add up the same way */
 	for (int i = 0; i < n; i++)
-	{
-		double		s = 0.0;
-
-		for (int j = 0; j < d; j++)
-		{
-			double		e = (double) X[(Size) i * d + j] - rec[(Size) i * d + j];
-
-			s += e * e;
-		}
-		out[i] = s;
-	}
+		out[i] = anomaly_kernels.sqdist(X + (Size) i * d, rec + (Size) i * d, d);
 	pfree(rec);
 }
 
