@@ -21,7 +21,8 @@ PROVE_TESTS = $(wildcard test/t/*.pl)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK += -lopenblas -lm
+# OpenBLAS is opened on first use (src/blas.h), not linked
+SHLIB_LINK += -lm
 # nn.c is elementwise loops (activations, Adam): let them vectorize (sqrtf
 # without errno, branch-free compares, the full cost model).  No
 # reassociation or contraction: results stay bit-identical to scalar code.

@@ -3,17 +3,18 @@
  *	  Module entry point: settings, BLAS threading, the kind registry and
  *	  small JSON helpers shared by the other files.
  *
- * OpenBLAS starts a thread pool sized to the machine when it is loaded.  A
- * backend is one of many processes on the server, so BLAS threads would only
- * oversubscribe the cores (and a threaded BLAS inside a forked process can
- * hang): _PG_init pins OpenBLAS to anomaly.blas_threads threads, 1 by
- * default.  Parallelism comes from PostgreSQL's parallel query instead.
+ * OpenBLAS starts a thread pool sized to the machine when it is loaded (on
+ * first use, see blas.h).  A backend is one of many processes on the
+ * server, so BLAS threads would only oversubscribe the cores: the library
+ * is pinned to anomaly.blas_threads threads, 1 by default, as soon as it is
+ * opened.  Parallelism comes from PostgreSQL's parallel query instead.
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "anomaly.h"
+#include "blas.h"
 #include "funcapi.h"
 #include "kinds.h"
 #include "model.h"
@@ -26,16 +27,15 @@
 
 PG_MODULE_MAGIC;
 
-extern void openblas_set_num_threads(int num_threads);
-
 char	   *anomaly_default_model = NULL;
 static int	anomaly_blas_threads = 1;
 static int	anomaly_simd = 0;
 
 /* values of anomaly.simd */
 static const struct config_enum_entry simd_options[] = {
-	{"auto", 0, false},
-	{"generic", 1, false},
+	{"auto", ANOMALY_SIMD_AUTO, false},
+	{"generic", ANOMALY_SIMD_GENERIC, false},
+	{"avx2", ANOMALY_SIMD_AVX2, false},
 	{NULL, 0, false}
 };
 
@@ -46,7 +46,7 @@ static const struct config_enum_entry simd_options[] = {
 static void
 AssignSimd(int newval, void *extra)
 {
-	AnomalySimdSelect(newval == 1);
+	AnomalySimdSelect((AnomalySimdLevel) newval);
 }
 
 /* the registry: one line per kind in kinds.h */
@@ -58,7 +58,7 @@ static const AnomalyKind *const anomaly_kinds_table[] = {
 static void
 AssignBlasThreads(int newval, void *extra)
 {
-	openblas_set_num_threads(newval);
+	AnomalyBlasSetThreads(newval);
 }
 
 void		_PG_init(void);
@@ -66,8 +66,6 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	openblas_set_num_threads(1);
-
 	DefineCustomStringVariable("anomaly.model",
 							   "Model used by anomaly_score(features) when no model is named.",
 							   NULL,
@@ -94,7 +92,7 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, AssignSimd, NULL);
-	AnomalySimdSelect(anomaly_simd == 1);
+	AnomalySimdSelect((AnomalySimdLevel) anomaly_simd);
 
 	MarkGUCPrefixReserved("anomaly");
 

@@ -126,6 +126,24 @@ extern float *AnomalyModelTensor2(const AnomalyModel *model, const char *name, i
 extern AnomalyTensor *AnomalyModelFindTensor(const AnomalyModel *model, const char *name);
 extern void AnomalyCorrupt(const AnomalyModel *model, const char *fmt,...) pg_attribute_printf(2, 3) pg_attribute_noreturn();
 
+/*
+ * Memory for the per-row kernels' operands, aligned to a cache line so that
+ * no vector load of it straddles two lines (palloc aligns to 8 bytes only).
+ * Freed with its context, never with pfree.
+ */
+#define ANOMALY_CACHE_LINE 64
+static inline void *
+AnomalyAllocAligned(MemoryContext cxt, Size size)
+{
+	char	   *p = MemoryContextAllocHuge(cxt, size + ANOMALY_CACHE_LINE - 1);
+
+	return (void *) TYPEALIGN(ANOMALY_CACHE_LINE, p);
+}
+
+/* n floats rounded up to whole cache lines: offsets of scratch buffers */
+#define ANOMALY_ALIGN_FLOATS(n) \
+	((Size) TYPEALIGN(ANOMALY_CACHE_LINE / sizeof(float), (Size) (n)))
+
 /* anomaly.c: settings */
 extern char *anomaly_default_model;
 

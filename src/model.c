@@ -138,8 +138,9 @@ AnomalyModelFinish(AnomalyModel *model)
 	float	   *center = AnomalyModelTensor1(model, "scaler.center", d);
 	float	   *scale = AnomalyModelTensor1(model, "scaler.scale", d);
 
-	model->center = center;
-	model->inv_scale = palloc(d * sizeof(float));
+	model->center = AnomalyAllocAligned(CurrentMemoryContext, d * sizeof(float));
+	memcpy(model->center, center, d * sizeof(float));
+	model->inv_scale = AnomalyAllocAligned(CurrentMemoryContext, d * sizeof(float));
 	for (int i = 0; i < d; i++)
 	{
 		if (!(scale[i] > 0.0f))
@@ -269,13 +270,13 @@ AnomalyGetHandle(FunctionCallInfo fcinfo, const char *name, int name_len)
 	if (h->x_cap < (Size) model->n_features)
 	{
 		h->raw = MemoryContextAlloc(fcxt, model->n_features * sizeof(double));
-		h->x = MemoryContextAlloc(fcxt, model->n_features * sizeof(float));
+		h->x = AnomalyAllocAligned(fcxt, model->n_features * sizeof(float));
 		h->contrib = MemoryContextAlloc(fcxt, model->n_features * sizeof(double));
 		h->x_cap = model->n_features;
 	}
 	if (h->work_cap < Max(model->workspace, 1))
 	{
-		h->work = MemoryContextAllocHuge(fcxt, Max(model->workspace, 1) * sizeof(float));
+		h->work = AnomalyAllocAligned(fcxt, Max(model->workspace, 1) * sizeof(float));
 		h->work_cap = Max(model->workspace, 1);
 	}
 	return h;

@@ -71,9 +71,9 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <cblas.h>
 
 #include "miscadmin.h"
+#include "blas.h"
 #include "nn.h"
 #include "simd.h"
 #include "options.h"
@@ -292,7 +292,7 @@ NnLayerForward(const NnLayer *L, int B, const float *X, float *Y)
 {
 	for (int r = 0; r < B; r++)
 		memcpy(Y + (Size) r * L->out, L->b, L->out * sizeof(float));
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, L->out, L->in,
+	anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, L->out, L->in,
 				1.0f, X, L->in, L->W, L->in, 1.0f, Y, L->out);
 	NnActivate(L->act, Y, (Size) B * L->out);
 }
@@ -336,7 +336,7 @@ NnBackward(NnNet *net, int B, const float *X, const float *dOut, float *dX)
 		/* dZ = dA * act'(A) */
 		NnActivationGrad(L->act, net->A[l], cur, (Size) B * L->out);
 		/* gW = dZ^T Xin */
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->out, L->in, B,
+		anomaly_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->out, L->in, B,
 					1.0f, cur, L->out, Xin, L->in, 0.0f, L->gW, L->in);
 		/* gb = column sums of dZ */
 		memset(L->gb, 0, L->out * sizeof(float));
@@ -352,7 +352,7 @@ NnBackward(NnNet *net, int B, const float *X, const float *dOut, float *dX)
 		{
 			float	   *dst = (l > 0) ? next : dX;
 
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, L->in, L->out,
+			anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, L->in, L->out,
 						1.0f, cur, L->out, L->W, L->in, 0.0f, dst, L->in);
 			if (l > 0)
 			{
@@ -488,7 +488,7 @@ NnAllFinite(const NnNet *net)
 Size
 NnRowWorkspace(const NnNet *net)
 {
-	return 2 * (Size) net->max_width;
+	return 2 * ANOMALY_ALIGN_FLOATS(net->max_width);
 }
 
 /*
@@ -499,7 +499,7 @@ void
 NnForwardRow(const NnNet *net, const float *x, float *y, float *work)
 {
 	const float *in = x;
-	float	   *buf[2] = {work, work + net->max_width};
+	float	   *buf[2] = {work, work + ANOMALY_ALIGN_FLOATS(net->max_width)};
 
 	for (int l = 0; l < net->nlayers; l++)
 	{
@@ -511,7 +511,7 @@ NnForwardRow(const NnNet *net, const float *x, float *y, float *work)
 		else
 		{
 			memcpy(o, L->b, L->out * sizeof(float));
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, L->out, L->in,
+			anomaly_sgemv(CblasRowMajor, CblasNoTrans, L->out, L->in,
 						1.0f, L->W, L->in, in, 1, 1.0f, o, 1);
 			NnActivate(L->act, o, L->out);
 		}
@@ -623,7 +623,11 @@ NnLoad(const AnomalyModel *model, const char *prefix, int in, int out)
 		if ((Size) L->in * L->out <= NN_ROW_KERNEL_MAX)
 		{
 			/* transposed copy for the row kernel (NnForwardRow) */
-			L->WT = palloc((Size) L->in * L->out * sizeof(float));
+			float	   *b = AnomalyAllocAligned(CurrentMemoryContext, L->out * sizeof(float));
+
+			L->WT = AnomalyAllocAligned(CurrentMemoryContext, (Size) L->in * L->out * sizeof(float));
+			memcpy(b, L->b, L->out * sizeof(float));
+			L->b = b;
 			for (int o = 0; o < L->out; o++)
 				for (int j = 0; j < L->in; j++)
 					L->WT[(Size) j * L->out + o] = L->W[(Size) o * L->in + j];

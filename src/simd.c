@@ -59,18 +59,26 @@ static const AnomalyKernels avx2_kernels = {
 #endif
 
 /*
- * Pick the kernels for this CPU; with force_generic, the baseline ones.
+ * Pick the kernels for this CPU, up to the level asked for.
  */
 void
-AnomalySimdSelect(bool force_generic)
+AnomalySimdSelect(AnomalySimdLevel level)
 {
 	anomaly_kernels = generic_kernels;
 #ifdef ANOMALY_HAVE_AVX2_KERNELS
-	if (!force_generic)
+	if (level == ANOMALY_SIMD_GENERIC)
+		return;
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+		return;
+	anomaly_kernels = avx2_kernels;
+#ifdef ANOMALY_HAVE_AVX512_KERNELS
+	if (level == ANOMALY_SIMD_AUTO &&
+		__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
 	{
-		__builtin_cpu_init();
-		if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-			anomaly_kernels = avx2_kernels;
+		anomaly_kernels.dense_row = AnomalyDenseRowAvx512;
+		anomaly_kernels.name = "avx512";
 	}
+#endif
 #endif
 }

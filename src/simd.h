@@ -1,7 +1,7 @@
 /*
  * simd.h
- *	  The per-row arithmetic kernels of the scoring path, with a version for
- *	  CPUs with AVX2 chosen at load time.
+ *	  The per-row arithmetic kernels of the scoring path, with versions for
+ *	  CPUs with AVX2 and (the dense layer) AVX-512 chosen at load time.
  *
  * See simd.c for why and how.
  */
@@ -42,6 +42,9 @@ extern AnomalyKernels anomaly_kernels;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define ANOMALY_HAVE_AVX2_KERNELS 1
 #define ANOMALY_AVX2_TARGET __attribute__((target("avx2,fma")))
+/* the dense-layer kernel only; see simd_nn.c */
+#define ANOMALY_HAVE_AVX512_KERNELS 1
+#define ANOMALY_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #endif
 
 /* simd_nn.c */
@@ -53,9 +56,21 @@ extern void AnomalyDenseRowAvx2(const float *WT, const float *b, int in, int out
 								const float *x, float *y);
 extern void AnomalyActivateAvx2(int act, float *v, Size n);
 #endif
+#ifdef ANOMALY_HAVE_AVX512_KERNELS
+extern void AnomalyDenseRowAvx512(const float *WT, const float *b, int in, int out, int act,
+								  const float *x, float *y);
+#endif
 
 
 
-extern void AnomalySimdSelect(bool force_generic);
+/* values of anomaly.simd */
+typedef enum AnomalySimdLevel
+{
+	ANOMALY_SIMD_AUTO,			/* the widest the CPU has */
+	ANOMALY_SIMD_GENERIC,		/* the baseline kernels */
+	ANOMALY_SIMD_AVX2,			/* at most AVX2 */
+} AnomalySimdLevel;
+
+extern void AnomalySimdSelect(AnomalySimdLevel level);
 
 #endif							/* ANOMALY_SIMD_H */

@@ -15,7 +15,7 @@ KFN(Load8) (const float *p)
 }
 
 static inline KATTR v8sf
-KFN(Bcast) (float x)
+KFN(Bcast8) (float x)
 {
 	return (v8sf) {x, x, x, x, x, x, x, x};
 }

@@ -256,7 +256,7 @@ ae_workspace(const AnomalyModel *model)
 {
 	const AeState *st = model->state;
 
-	return model->n_features + NnRowWorkspace(st->net);
+	return ANOMALY_ALIGN_FLOATS(model->n_features) + NnRowWorkspace(st->net);
 }
 
 /*
@@ -271,7 +271,7 @@ AeRowError(const AnomalyModel *model, const float *x, float *work, double *contr
 	float	   *rec = work;
 	double		s = 0.0;
 
-	NnForwardRow(st->net, x, rec, work + d);
+	NnForwardRow(st->net, x, rec, work + ANOMALY_ALIGN_FLOATS(d));
 	if (contrib == NULL)
 		return anomaly_kernels.sqdist(x, rec, d);
 	for (int j = 0; j < d; j++)

@@ -98,8 +98,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <cblas.h>
-
 #include "anomaly.h"
 #include "nn.h"
 #include "options.h"
@@ -364,21 +362,28 @@ GanStep(void *arg, int B, const float *Xb)
 /*
  * Squared Mahalanobis distance ||zwhite (z - zmean)||^2 of a code (zwhite is
  * any L x L matrix: lower triangular when trained here, whatever an imported
- * file holds); scratch has room for 2L floats.  One sgemv, the same for one
- * row and for many, so both paths give the same score.
+ * file holds); scratch has room for 2L floats.  A plain loop (L x L is a
+ * few hundred multiply-adds; a BLAS call would cost more, and would load
+ * OpenBLAS into every parallel worker), the same for one row and for many,
+ * so both paths give the same score.
  */
 static double
 GanCodeDistance(const float *z, int L, const float *zmean, const float *zwhite, float *scratch)
 {
 	float	   *c = scratch;
-	float	   *y = scratch + L;
 	double		t2 = 0.0;
 
 	for (int k = 0; k < L; k++)
 		c[k] = z[k] - zmean[k];
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, L, L, 1.0f, zwhite, L, c, 1, 0.0f, y, 1);
-	for (int k = 0; k < L; k++)
-		t2 += (double) y[k] * y[k];
+	for (int i = 0; i < L; i++)
+	{
+		const float *w = zwhite + (Size) i * L;
+		double		y = 0.0;
+
+		for (int k = 0; k < L; k++)
+			y += (double) w[k] * c[k];
+		t2 += y * y;
+	}
 	return t2;
 }
 
@@ -770,7 +775,8 @@ gan_workspace(const AnomalyModel *model)
 	Size		nw = Max(NnRowWorkspace(st->ge), Max(NnRowWorkspace(st->gd), NnRowWorkspace(st->df)));
 
 	nw = Max(nw, (Size) 2 * st->ge->out);	/* GanCodeDistance */
-	return st->ge->out + model->n_features + 2 * st->df->out + nw;
+	return ANOMALY_ALIGN_FLOATS(st->ge->out) + ANOMALY_ALIGN_FLOATS(model->n_features) +
+		2 * ANOMALY_ALIGN_FLOATS(st->df->out) + nw;
 }
 
 /*
@@ -784,10 +790,10 @@ GanRow(const AnomalyModel *model, const float *x, float *work, double *contrib)
 	int			d = model->n_features;
 	int			w = st->df->out;
 	float	   *z = work;
-	float	   *rec = z + st->ge->out;
-	float	   *fx = rec + d;
-	float	   *fr = fx + w;
-	float	   *scratch = fr + w;
+	float	   *rec = z + ANOMALY_ALIGN_FLOATS(st->ge->out);
+	float	   *fx = rec + ANOMALY_ALIGN_FLOATS(d);
+	float	   *fr = fx + ANOMALY_ALIGN_FLOATS(w);
+	float	   *scratch = fr + ANOMALY_ALIGN_FLOATS(w);
 	double		sse = 0.0;
 	double		fm = 0.0;
 

@@ -43,9 +43,8 @@
 
 #include <math.h>
 
-#include <cblas.h>
-
 #include "anomaly.h"
+#include "blas.h"
 #include "kinds.h"
 #include "knn.h"
 #include "common/pg_prng.h"
@@ -352,7 +351,7 @@ KnnDistances(const KnnState *st, int d, const float *x, float *dist)
 		xx += (double) x[j] * x[j];
 	/* dist = -2 R x + norms + ||x||^2 */
 	anomaly_kernels.add_const(st->norms, (float) xx, dist, st->m);
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, st->m, d, -2.0f, st->ref, d, x, 1, 1.0f, dist, 1);
+	anomaly_sgemv(CblasRowMajor, CblasNoTrans, st->m, d, -2.0f, st->ref, d, x, 1, 1.0f, dist, 1);
 }
 
 /* The score of one row: all distances with sgemv, then the k nearest. */
@@ -433,7 +432,7 @@ knn_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 		const float *Xb = X + (Size) start * d;
 
 		/* G = -2 Xb R^T, then + ||r||^2 + ||x||^2 */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, m, d,
+		anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, m, d,
 					-2.0f, Xb, d, st->ref, d, 0.0f, G, m);
 		for (int q = 0; q < b; q++)
 		{

@@ -51,20 +51,14 @@
 
 #include <math.h>
 
-#include <cblas.h>
-
 #include "anomaly.h"
+#include "blas.h"
 #include "miscadmin.h"
 #include "options.h"
 
 #define PCA_MAX_FEATURES	4096	/* d^3 eigen-solver and d^2 covariance */
 #define PCA_BLOCK_ROWS		4096	/* rows per dsyrk call */
 #define PCA_EIG_FLOOR		1e-6	/* relative to the mean eigenvalue */
-
-/* LAPACK's symmetric eigen-solver (Fortran calling convention) */
-extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a,
-				   const int *lda, double *w, double *work, const int *lwork,
-				   int *info);
 
 typedef struct PcaOptions
 {
@@ -138,7 +132,7 @@ PcaCovariance(const AnomalyTrainData *data, const double *mean, double *cov)
 				buf[(Size) i * d + j] = x[j] - mean[j];
 		}
 		/* buf is column-major d x m (one row per column): cov += buf buf^T */
-		cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, d, m,
+		anomaly_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, d, m,
 					1.0, buf, d, 1.0, cov, d);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -181,10 +175,10 @@ pca_train(const AnomalyTrainData *data, void *options, AnomalyTrainResult *resul
 	PcaCovariance(data, mean, cov);
 
 	/* workspace query, then the decomposition (ascending eigenvalues) */
-	dsyev_("V", "U", &d, cov, &d, w, &wq, &lwork, &info);
+	anomaly_dsyev("V", "U", &d, cov, &d, w, &wq, &lwork, &info);
 	lwork = Max((int) wq, 3 * d);
 	work = palloc(lwork * sizeof(double));
-	dsyev_("V", "U", &d, cov, &d, w, work, &lwork, &info);
+	anomaly_dsyev("V", "U", &d, cov, &d, w, work, &lwork, &info);
 	if (info != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -319,7 +313,7 @@ PcaProject(const AnomalyModel *model, const float *x, float *work,
 
 	for (int j = 0; j < d; j++)
 		c[j] = x[j] - st->mean[j];
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, k, d, 1.0f, st->components, d, c, 1, 0.0f, z, 1);
+	anomaly_sgemv(CblasRowMajor, CblasNoTrans, k, d, 1.0f, st->components, d, c, 1, 0.0f, z, 1);
 	for (int i = 0; i < k; i++)
 		s += (double) z[i] * z[i] * st->inv_var[i];
 	*t2 = s;
@@ -329,7 +323,7 @@ PcaProject(const AnomalyModel *model, const float *x, float *work,
 		double		e = 0.0;
 
 		memcpy(r, c, d * sizeof(float));
-		cblas_sgemv(CblasRowMajor, CblasTrans, k, d, -1.0f, st->components, d, z, 1, 1.0f, r, 1);
+		anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, -1.0f, st->components, d, z, 1, 1.0f, r, 1);
 		for (int j = 0; j < d; j++)
 			e += (double) r[j] * r[j];
 		*q = e;
@@ -373,7 +367,7 @@ pca_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 			for (int j = 0; j < d; j++)
 				C[(Size) i * d + j] = X[(Size) (start + i) * d + j] - st->mean[j];
 		/* Z = C V^T (m x k) */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d,
+		anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d,
 					1.0f, C, d, st->components, d, 0.0f, Z, k);
 		for (int i = 0; i < m; i++)
 		{
@@ -387,7 +381,7 @@ pca_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 		if (k < d)
 		{
 			/* C -= Z V: the residuals */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, k,
+			anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, k,
 						-1.0f, Z, k, st->components, d, 1.0f, C, d);
 			for (int i = 0; i < m; i++)
 			{
@@ -423,7 +417,7 @@ pca_explain(const AnomalyModel *model, const float *x, float *work, double *cont
 	/* u = V^T (z / sqrt(lambda)) + r / sigma, built in the centered-row slot */
 	for (int i = 0; i < k; i++)
 		z[i] *= st->inv_sd[i];
-	cblas_sgemv(CblasRowMajor, CblasTrans, k, d, 1.0f, st->components, d, z, 1, 0.0f, work, 1);
+	anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, 1.0f, st->components, d, z, 1, 0.0f, work, 1);
 	for (int j = 0; j < d; j++)
 	{
 		double		u = work[j];

@@ -377,7 +377,7 @@ vae_workspace(const AnomalyModel *model)
 {
 	const VaeState *st = model->state;
 
-	return 2 * st->latent + model->n_features +
+	return ANOMALY_ALIGN_FLOATS(2 * st->latent) + ANOMALY_ALIGN_FLOATS(model->n_features) +
 		Max(NnRowWorkspace(st->enc), NnRowWorkspace(st->dec));
 }
 
@@ -392,8 +392,8 @@ VaeRow(const AnomalyModel *model, const float *x, float *work, double *contrib)
 	int			d = model->n_features;
 	int			L = st->latent;
 	float	   *h = work;
-	float	   *rec = work + 2 * L;
-	float	   *scratch = rec + d;
+	float	   *rec = work + ANOMALY_ALIGN_FLOATS(2 * L);
+	float	   *scratch = rec + ANOMALY_ALIGN_FLOATS(d);
 	double		sse = 0.0;
 	double		kl;
 
