@@ -87,15 +87,9 @@ KFN(DenseRowFrom) (const float *WT, const float *b, int in, int out, int o, int 
 		KFN(DenseBlock8) (WT + o, b + o, in, out, x, y + o, 2, 4, act);
 	for (; o + 8 <= out; o += 8)
 		KFN(DenseBlock8) (WT + o, b + o, in, out, x, y + o, 1, 4, act);
-	for (; o < out; o++)
-	{
-		float		s = b[o];
-
-		for (int j = 0; j < in; j++)
-			s += x[j] * WT[(Size) j * out + o];
-		y[o] = s;
-		KFN(AnomalyActivate) (act, y + o, 1);
-	}
+	if (o < out)
+		KFN(DenseTail8) (WT + o, b + o, in, out, out - o, x, y + o, act,
+						 (Size) in * out - o);
 }
 
 static inline KATTR __attribute__((always_inline)) void

@@ -143,3 +143,38 @@ AFN(DenseBlock) (const float *w, const float *b, int in, int out,
 		AFN(Store) (y + AW * k, AFN(Act) (act, AFN(Load) (b + AW * k) + s));
 	}
 }
+
+/*
+ * The last r < AW outputs of a layer (w, b and y point at the first): rows
+ * of w are loaded AW wide while the load stays inside the matrix (avail
+ * floats from w on; the lanes past the layer's last output hold the next
+ * row's first values and are dropped), the rows left one output at a time.
+ * Four partial sums, as in the blocks: a chain of in dependent scalar
+ * multiply-adds per output made this tail most of a pca row.
+ */
+static inline KATTR __attribute__((always_inline)) void
+AFN(DenseTail) (const float *w, const float *b, int in, int out, int r,
+				const float *x, float *y, int act, Size avail)
+{
+	AV			a[4] = {{0}};
+	float		t[AW];
+	int			jv = avail >= AW ? (int) Min((Size) in, (avail - AW) / out + 1) : 0;
+	int			j = 0;
+
+	for (; j + 4 <= jv; j += 4)
+	{
+#pragma GCC unroll 4
+		for (int p = 0; p < 4; p++)
+			a[p] += AFN(Bcast) (x[j + p]) * AFN(Load) (w + (Size) (j + p) * out);
+	}
+	for (; j < jv; j++)
+		a[0] += AFN(Bcast) (x[j]) * AFN(Load) (w + (Size) j * out);
+	AFN(Store) (t, (a[0] + a[1]) + (a[2] + a[3]));
+	for (; j < in; j++)
+		for (int l = 0; l < r; l++)
+			t[l] += x[j] * w[(Size) j * out + l];
+	for (int l = 0; l < r; l++)
+		t[l] += b[l];
+	AFN(Store) (t, AFN(Act) (act, AFN(Load) (t)));
+	memcpy(y, t, r * sizeof(float));
+}

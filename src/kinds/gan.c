@@ -101,6 +101,7 @@
 #include "anomaly.h"
 #include "nn.h"
 #include "options.h"
+#include "simd.h"
 
 #define GAN_MAX_HIDDEN	((NN_MAX_LAYERS - 1) / 2)
 #define GAN_D_RESET		1e-5	/* GANomaly: re-initialize D below this loss */
@@ -795,27 +796,23 @@ GanRow(const AnomalyModel *model, const float *x, float *work, double *contrib)
 	float	   *fr = fx + ANOMALY_ALIGN_FLOATS(w);
 	float	   *scratch = fr + ANOMALY_ALIGN_FLOATS(w);
 	double		sse = 0.0;
-	double		fm = 0.0;
+	double		fm;
 
 	NnForwardRow(st->ge, x, z, scratch);
 	NnForwardRow(st->gd, z, rec, scratch);
 	NnForwardRow(st->df, x, fx, scratch);
 	NnForwardRow(st->df, rec, fr, scratch);
-	for (int j = 0; j < d; j++)
-	{
-		double		e = (double) x[j] - rec[j];
+	if (contrib == NULL)
+		sse = anomaly_kernels.sqdist(x, rec, d);	/* the same sum, vectorized */
+	else
+		for (int j = 0; j < d; j++)
+		{
+			double		e = (double) x[j] - rec[j];
 
-		if (contrib)
 			contrib[j] = e * e;
-		sse += e * e;
-	}
-	for (int k = 0; k < w; k++)
-	{
-		double		e = (double) fx[k] - fr[k];
-
-		fm += e * e;
-	}
-	fm *= st->lambda;
+			sse += e * e;
+		}
+	fm = anomaly_kernels.sqdist(fx, fr, w) * st->lambda;
 	if (st->code_lambda > 0.0f)
 		fm += st->code_lambda * GanCodeDistance(z, st->ge->out, st->zmean, st->zwhite, scratch);
 	if (contrib)

@@ -43,6 +43,12 @@
  * parts of u are orthogonal).  The residual part of u_j is feature j's own
  * reconstruction error.
  *
+ * Rows are scored with the dense-row kernel of simd.h on copies of the
+ * components (transposed, and negated for the residual): two small
+ * matrix-vector products do not pay for a BLAS call each, and a parallel
+ * worker that only scores never loads OpenBLAS.  Components larger than
+ * NN_ROW_KERNEL_MAX floats use sgemv; batches (training) use sgemm.
+ *
  * Tensors: pca.mean [d], pca.components [k, d] (one eigenvector per row,
  * largest eigenvalue first), pca.variance [k] (kept eigenvalues), pca.noise
  * [1] (sigma^2; 0 when every component is kept).
@@ -54,7 +60,9 @@
 #include "anomaly.h"
 #include "blas.h"
 #include "miscadmin.h"
+#include "nn.h"
 #include "options.h"
+#include "simd.h"
 
 #define PCA_MAX_FEATURES	4096	/* d^3 eigen-solver and d^2 covariance */
 #define PCA_BLOCK_ROWS		4096	/* rows per dsyrk call */
@@ -71,6 +79,11 @@ typedef struct PcaState
 	int			k;
 	const float *mean;			/* d */
 	const float *components;	/* k x d */
+	/* for the row kernel (simd.h), when k x d <= NN_ROW_KERNEL_MAX; else NULL */
+	float	   *comp_t;			/* d x k: components transposed */
+	float	   *comp_neg;		/* k x d: minus the components */
+	float	   *zeros;			/* max(d, k) zeros: no bias */
+	float	   *ones;			/* d ones: centering with the standardize kernel */
 	float	   *inv_var;		/* k: 1 / lambda_i */
 	float	   *inv_sd;			/* k: 1 / sqrt(lambda_i) */
 	double		inv_noise;		/* 1 / sigma^2, 0 when k == d */
@@ -283,6 +296,25 @@ pca_load(AnomalyModel *model)
 		st->inv_noise = 1.0 / noise;
 		st->inv_noise_sd = 1.0 / sqrt(noise);
 	}
+	if ((Size) k * d <= NN_ROW_KERNEL_MAX)
+	{
+		/* a row is two small matrix-vector products: no BLAS call per row */
+		st->comp_t = AnomalyAllocAligned(CurrentMemoryContext, (Size) k * d * sizeof(float));
+		st->comp_neg = AnomalyAllocAligned(CurrentMemoryContext, (Size) k * d * sizeof(float));
+		st->zeros = AnomalyAllocAligned(CurrentMemoryContext, Max(d, k) * sizeof(float));
+		memset(st->zeros, 0, Max(d, k) * sizeof(float));
+		st->ones = AnomalyAllocAligned(CurrentMemoryContext, d * sizeof(float));
+		for (int j = 0; j < d; j++)
+			st->ones[j] = 1.0f;
+		for (int i = 0; i < k; i++)
+			for (int j = 0; j < d; j++)
+			{
+				float		v = st->components[(Size) i * d + j];
+
+				st->comp_t[(Size) j * k + i] = v;
+				st->comp_neg[(Size) i * d + j] = -v;
+			}
+	}
 	model->state = st;
 }
 
@@ -292,7 +324,7 @@ pca_workspace(const AnomalyModel *model)
 {
 	const PcaState *st = model->state;
 
-	return 2 * (Size) model->n_features + st->k;
+	return 2 * ANOMALY_ALIGN_FLOATS(model->n_features) + st->k;
 }
 
 /*
@@ -307,25 +339,42 @@ PcaProject(const AnomalyModel *model, const float *x, float *work,
 	int			d = model->n_features;
 	int			k = st->k;
 	float	   *c = work;
-	float	   *r = work + d;
-	float	   *z = work + 2 * d;
+	float	   *r = work + ANOMALY_ALIGN_FLOATS(d);
+	float	   *z = work + 2 * ANOMALY_ALIGN_FLOATS(d);
 	double		s = 0.0;
 
-	for (int j = 0; j < d; j++)
-		c[j] = x[j] - st->mean[j];
-	anomaly_sgemv(CblasRowMajor, CblasNoTrans, k, d, 1.0f, st->components, d, c, 1, 0.0f, z, 1);
-	for (int i = 0; i < k; i++)
-		s += (double) z[i] * z[i] * st->inv_var[i];
+	if (st->comp_t)
+		(void) anomaly_kernels.standardize(x, st->mean, st->ones, c, NULL, d);
+	else
+		for (int j = 0; j < d; j++)
+			c[j] = x[j] - st->mean[j];
+	if (st->comp_t)
+		anomaly_kernels.dense_row(st->comp_t, st->zeros, d, k, NN_IDENTITY, c, z);
+	else
+		anomaly_sgemv(CblasRowMajor, CblasNoTrans, k, d, 1.0f, st->components, d, c, 1, 0.0f, z, 1);
+	if (st->comp_t)
+		s = anomaly_kernels.zsumsq(z, st->zeros, st->inv_sd, k);
+	else
+		for (int i = 0; i < k; i++)
+			s += (double) z[i] * z[i] * st->inv_var[i];
 	*t2 = s;
 	*q = 0.0;
 	if (k < d)
 	{
 		double		e = 0.0;
 
-		memcpy(r, c, d * sizeof(float));
-		anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, -1.0f, st->components, d, z, 1, 1.0f, r, 1);
-		for (int j = 0; j < d; j++)
-			e += (double) r[j] * r[j];
+		if (st->comp_neg)
+		{
+			anomaly_kernels.dense_row(st->comp_neg, c, k, d, NN_IDENTITY, z, r);
+			e = anomaly_kernels.sqdist(r, st->zeros, d);
+		}
+		else
+		{
+			memcpy(r, c, d * sizeof(float));
+			anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, -1.0f, st->components, d, z, 1, 1.0f, r, 1);
+			for (int j = 0; j < d; j++)
+				e += (double) r[j] * r[j];
+		}
 		*q = e;
 	}
 	*zp = z;
@@ -417,7 +466,10 @@ pca_explain(const AnomalyModel *model, const float *x, float *work, double *cont
 	/* u = V^T (z / sqrt(lambda)) + r / sigma, built in the centered-row slot */
 	for (int i = 0; i < k; i++)
 		z[i] *= st->inv_sd[i];
-	anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, 1.0f, st->components, d, z, 1, 0.0f, work, 1);
+	if (st->comp_t)
+		anomaly_kernels.dense_row(st->components, st->zeros, k, d, NN_IDENTITY, z, work);
+	else
+		anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, 1.0f, st->components, d, z, 1, 0.0f, work, 1);
 	for (int j = 0; j < d; j++)
 	{
 		double		u = work[j];

@@ -42,6 +42,7 @@
 #include "anomaly.h"
 #include "nn.h"
 #include "options.h"
+#include "simd.h"
 
 #define VAE_MAX_HIDDEN	(NN_MAX_LAYERS - 1)
 #define VAE_MAX_LOGVAR	10.0f
@@ -400,14 +401,16 @@ VaeRow(const AnomalyModel *model, const float *x, float *work, double *contrib)
 	NnForwardRow(st->enc, x, h, scratch);
 	NnForwardRow(st->dec, h, rec, scratch); /* the mean code: first L of h */
 	kl = st->beta * VaeKl(h, L);
-	for (int j = 0; j < d; j++)
-	{
-		double		e = (double) x[j] - rec[j];
+	if (contrib == NULL)
+		sse = anomaly_kernels.sqdist(x, rec, d);	/* the same sum, vectorized */
+	else
+		for (int j = 0; j < d; j++)
+		{
+			double		e = (double) x[j] - rec[j];
 
-		if (contrib)
 			contrib[j] = e * e;
-		sse += e * e;
-	}
+			sse += e * e;
+		}
 	if (contrib)
 	{
 		for (int j = 0; j < d; j++)
