@@ -11,7 +11,7 @@
  * units that every x86 server since 2013 has.  On 1,000,000 rows x 32
  * features (test/bench/speed) these kernels took zscore from 3.6 to about
  * 1.4 times the scan floor and the 32-64-16-64-32 autoencoder from about
- * 21 to under 8 (README, Performance).
+ * 21 to about 4.6 (README, Performance).
  *
  * How.  The kernels are written once, with the generic vector types of gcc
  * and clang (v8sf: eight floats), in templates: simd_rows.h (standardize a
@@ -19,10 +19,14 @@
  * (activations and the dense-layer row kernel; simd_nn.c, built with fused
  * multiply-adds).  Each template is included twice: as the baseline
  * version, and on x86-64 with the target attribute "avx2,fma" (which only
- * lets the compiler use those instructions).  AnomalySimdSelect(), called
- * from _PG_init and by the setting anomaly.simd, asks the CPU (cpuid via
- * __builtin_cpu_supports) and fills anomaly_kernels; anomaly.simd =
- * 'generic' forces the baseline version (for testing it on an AVX2 machine).
+ * lets the compiler use those instructions).  The dense layer has a third
+ * version, 16 wide, for AVX-512 (simd_nn.c): a network row is mostly its
+ * multiply-adds, and they halve.  AnomalySimdSelect(), called from _PG_init
+ * and by the setting anomaly.simd, asks the CPU (cpuid via
+ * __builtin_cpu_supports) and fills anomaly_kernels; anomaly.simd = 'avx2'
+ * stops short of AVX-512 (some CPUs lower their clock for it) and
+ * 'generic' forces the baseline version (for testing it on an AVX2
+ * machine).
  *
  * The dense-layer kernel works on transposed weights (in x out, built by
  * NnLoad): each input value is broadcast and multiplied into a block of
