@@ -36,6 +36,28 @@ FROM pca_train WHERE i = 100;
 SELECT anomaly_is_anomaly('p', ARRAY[a, b, c + 3, d, e]) AS pushed_c
 FROM pca_train WHERE i = 100;
 
+-- the score recomputed in SQL from the stored tensors (standardize, center,
+-- project on the components, residual) agrees with the row kernel's
+CREATE FUNCTION pca_sql_score(m text, x float8[]) RETURNS float8 LANGUAGE sql AS $$
+  WITH t AS (SELECT tensor, shape, data FROM anomaly_weights WHERE model = m),
+  c AS (SELECT j, ((x[j] - (SELECT data[j] FROM t WHERE tensor = 'scaler.center'))
+                   / (SELECT data[j] FROM t WHERE tensor = 'scaler.scale'))
+                  - (SELECT data[j] FROM t WHERE tensor = 'pca.mean') AS v
+        FROM generate_subscripts(x, 1) j),
+  dims AS (SELECT shape[1] AS k, shape[2] AS d, data FROM t WHERE tensor = 'pca.components'),
+  z AS (SELECT i, sum(dims.data[(i - 1) * dims.d + c.j] * c.v) AS v
+        FROM dims, generate_series(1, dims.k) i, c GROUP BY i),
+  r AS (SELECT c.j, c.v - sum(dims.data[(z.i - 1) * dims.d + c.j] * z.v) AS v
+        FROM dims, c, z GROUP BY c.j, c.v)
+  SELECT (SELECT sum(z.v * z.v / (SELECT data[z.i] FROM t WHERE tensor = 'pca.variance')) FROM z)
+       + (SELECT sum(r.v * r.v) FROM r) / (SELECT data[1] FROM t WHERE tensor = 'pca.noise')
+$$;
+SELECT count(*) AS rows,
+       bool_and(abs(anomaly_score('p', ARRAY[a, b, c, d, e]) - pca_sql_score('p', ARRAY[a, b, c, d, e]))
+                <= 1e-4 * greatest(1, pca_sql_score('p', ARRAY[a, b, c, d, e]))) AS same
+FROM (SELECT a, b, c + (i % 3) AS c, d, e - (i % 5) * 0.5 AS e FROM pca_train WHERE i % 20 = 0) q;
+DROP FUNCTION pca_sql_score(text, float8[]);
+
 -- explain names the pushed-out feature first; contributions add up to the score
 SELECT i, (SELECT f->>'name' FROM jsonb_array_elements(x->'features') WITH ORDINALITY AS t(f, o) WHERE o = 1) AS first,
        round((SELECT sum((f->>'contribution')::float8) FROM jsonb_array_elements(x->'features') f)::numeric, 3)

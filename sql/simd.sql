@@ -27,6 +27,9 @@ SELECT anomaly_train('simd_knn', 'SELECT f FROM simd_data', 'knn', '{"k": 7}')->
 SELECT anomaly_train('simd_ens', 'SELECT f FROM simd_data', 'ensemble')->>'rows' AS rows;
 SELECT anomaly_train('simd_vae', 'SELECT f FROM simd_data', 'vae', '{"epochs": 3}')->>'rows' AS rows;
 SELECT anomaly_train('simd_gan', 'SELECT f FROM simd_data', 'gan', '{"epochs": 3}')->>'rows' AS rows;
+-- pca rows run the dense-layer kernel too: 13 -> 11 and 11 -> 13, tails of
+-- 3 and 5 outputs
+SELECT anomaly_train('simd_pca', 'SELECT f FROM simd_data', 'pca', '{"n_components": 11}')->>'rows' AS rows;
 
 CREATE TABLE simd_auto AS
 SELECT m.name, p.i, anomaly_score(m.name, p.f) AS s
