@@ -27,6 +27,28 @@ RESET anomaly.blas_threads;
 SELECT anomaly_train('blas_pca', 'SELECT f FROM blas_data', 'pca')->>'rows' AS rows;
 SELECT count(*) FILTER (WHERE anomaly_score('blas_pca', f) >= 0) AS scored FROM blas_data;
 
-SELECT anomaly_drop('blas_z'), anomaly_drop('blas_ae'), anomaly_drop('blas_pca');
+-- anomaly.blas_library names another library (superusers only); one that
+-- cannot be opened, or lacks the routines, fails the statement that needs
+-- it with a hint, and the session can go on
+\c -
+LOAD 'anomaly';
+CREATE ROLE blas_user;
+SET ROLE blas_user;
+SET anomaly.blas_library = 'libopenblas.so.0';
+RESET ROLE;
+DROP ROLE blas_user;
+SET anomaly.blas_library = 'libanomaly_no_such_blas.so';
+SELECT anomaly_train('blas_ae2', 'SELECT f FROM blas_data', 'autoencoder', '{"epochs": 2}');
+SET anomaly.blas_library = 'libm.so.6';
+SELECT anomaly_train('blas_ae2', 'SELECT f FROM blas_data', 'autoencoder', '{"epochs": 2}');
+SELECT blas_mapped() AS after_failures;
+-- models that score without BLAS still score
+SELECT count(*) FILTER (WHERE anomaly_score('blas_ae', f) >= 0) AS scored FROM blas_data;
+SET anomaly.blas_library = 'libopenblas.so.0';
+SELECT anomaly_train('blas_ae2', 'SELECT f FROM blas_data', 'autoencoder', '{"epochs": 2}')->>'rows' AS rows;
+SELECT blas_mapped() AS named_library;
+RESET anomaly.blas_library;
+
+SELECT anomaly_drop('blas_z'), anomaly_drop('blas_ae'), anomaly_drop('blas_pca'), anomaly_drop('blas_ae2');
 DROP TABLE blas_data;
 DROP FUNCTION blas_mapped();

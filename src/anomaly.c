@@ -84,6 +84,16 @@ _PG_init(void)
 							0,
 							NULL, AssignBlasThreads, NULL);
 
+	DefineCustomStringVariable("anomaly.blas_library",
+							   "BLAS library to open instead of libopenblas.so.0 (then libblas.so.3).",
+							   "A file name or path for dlopen; it needs the CBLAS interface and LAPACK's dsyev_. "
+							   "A session opens BLAS once, when it first needs it: later changes apply to new sessions.",
+							   &anomaly_blas_library,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("anomaly.simd",
 							 "Which version of the scoring kernels to use.",
 							 "auto picks the AVX2 version where the CPU has it; generic forces the baseline version.",

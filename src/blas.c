@@ -7,6 +7,8 @@
  * would have.  libblas.so.3 is tried next: on Debian it is the
  * alternatives' choice of BLAS, and it exports the CBLAS interface too;
  * the eigen-solver then comes from liblapack.so.3 (OpenBLAS has both).
+ * The setting anomaly.blas_library (superuser) names another library
+ * instead, tried alone: any with the CBLAS interface and dsyev_.
  */
 #include "postgres.h"
 
@@ -20,6 +22,7 @@
 #endif
 
 AnomalyBlas anomaly_blas;
+char	   *anomaly_blas_library = NULL;
 
 static int	blas_threads = 1;
 
@@ -41,9 +44,16 @@ AnomalyBlasLoad(void)
 	initStringInfo(&tried);
 	for (int i = 0; i < lengthof(blas_libraries); i++)
 	{
+		const char *name = blas_libraries[i];
 		const char *err;
 
-		handle = dlopen(blas_libraries[i], RTLD_NOW | RTLD_LOCAL);
+		if (anomaly_blas_library != NULL && anomaly_blas_library[0] != '\0')
+		{
+			if (i > 0)
+				break;
+			name = anomaly_blas_library;
+		}
+		handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 		if (handle != NULL)
 		{
 			b.sgemm = (__typeof__(b.sgemm)) dlsym(handle, "cblas_sgemm");
@@ -51,30 +61,39 @@ AnomalyBlasLoad(void)
 			b.dsyrk = (__typeof__(b.dsyrk)) dlsym(handle, "cblas_dsyrk");
 			b.dsyev = (__typeof__(b.dsyev)) dlsym(handle, "dsyev_");
 			b.set_num_threads = (__typeof__(b.set_num_threads)) dlsym(handle, "openblas_set_num_threads");
-			if (b.dsyev == NULL)
+			if (b.sgemm != NULL && b.sgemv != NULL && b.dsyrk != NULL && b.dsyev == NULL)
 			{
+				/* a plain BLAS: the eigen-solver from LAPACK */
 				void	   *lapack = dlopen("liblapack.so.3", RTLD_NOW | RTLD_LOCAL);
 
 				if (lapack != NULL)
+				{
 					b.dsyev = (__typeof__(b.dsyev)) dlsym(lapack, "dsyev_");
+					if (b.dsyev == NULL)
+						dlclose(lapack);
+				}
 			}
 			if (b.sgemm != NULL && b.sgemv != NULL && b.dsyrk != NULL && b.dsyev != NULL)
 				break;
-			err = "it lacks one of cblas_sgemm, cblas_sgemv, cblas_dsyrk, dsyev_ (LAPACK)";
+			appendStringInfo(&tried, "%s%s: it lacks one of cblas_sgemm, cblas_sgemv, cblas_dsyrk, dsyev_ (LAPACK)",
+							 tried.len > 0 ? "; " : "", name);
 			dlclose(handle);
 			handle = NULL;
 		}
 		else
+		{
+			/* dlerror() names the file */
 			err = dlerror();
-		appendStringInfo(&tried, "%s%s: %s", tried.len > 0 ? "; " : "",
-						 blas_libraries[i], err ? err : "unknown error");
+			appendStringInfo(&tried, "%s%s", tried.len > 0 ? "; " : "",
+							 err ? err : name);
+		}
 	}
 	if (handle == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FILE),
 				 errmsg("could not load a BLAS library for anomaly"),
 				 errdetail("%s", tried.data),
-				 errhint("Install OpenBLAS (on Debian: apt-get install libopenblas0) on the database server.")));
+				 errhint("Install OpenBLAS (on Debian: apt-get install libopenblas0) on the database server, or name a BLAS library with CBLAS and LAPACK in anomaly.blas_library.")));
 	pfree(tried.data);
 
 	if (b.set_num_threads != NULL)

@@ -30,6 +30,9 @@ typedef struct AnomalyBlas
 
 extern AnomalyBlas anomaly_blas;
 
+/* anomaly.blas_library: the library to open instead of the default ones */
+extern char *anomaly_blas_library;
+
 /* opens the library or raises an error; a no-op once it is open */
 extern void AnomalyBlasLoad(void);
 
