@@ -82,9 +82,8 @@ typedef struct PcaState
 	/* for the row kernel (simd.h), when k x d <= NN_ROW_KERNEL_MAX; else NULL */
 	float	   *comp_t;			/* d x k: components transposed */
 	float	   *comp_neg;		/* k x d: minus the components */
-	float	   *zeros;			/* max(d, k) zeros: no bias */
+	float	   *zeros;			/* max(d, k) zeros: no bias, no offset */
 	float	   *ones;			/* d ones: centering with the standardize kernel */
-	float	   *inv_var;		/* k: 1 / lambda_i */
 	float	   *inv_sd;			/* k: 1 / sqrt(lambda_i) */
 	double		inv_noise;		/* 1 / sigma^2, 0 when k == d */
 	double		inv_noise_sd;	/* 1 / sigma */
@@ -280,13 +279,11 @@ pca_load(AnomalyModel *model)
 	st->mean = AnomalyModelTensor1(model, "pca.mean", d);
 	st->components = AnomalyModelTensor2(model, "pca.components", k, d);
 	noise = AnomalyModelTensor1(model, "pca.noise", 1)[0];
-	st->inv_var = palloc(k * sizeof(float));
 	st->inv_sd = palloc(k * sizeof(float));
 	for (int i = 0; i < k; i++)
 	{
 		if (!(var[i] > 0.0f))
 			AnomalyCorrupt(model, "pca.variance[%d] is not positive", i + 1);
-		st->inv_var[i] = 1.0f / var[i];
 		st->inv_sd[i] = 1.0f / sqrtf(var[i]);
 	}
 	if (k < d)
@@ -296,16 +293,16 @@ pca_load(AnomalyModel *model)
 		st->inv_noise = 1.0 / noise;
 		st->inv_noise_sd = 1.0 / sqrt(noise);
 	}
+	st->zeros = AnomalyAllocAligned(CurrentMemoryContext, Max(d, k) * sizeof(float));
+	memset(st->zeros, 0, Max(d, k) * sizeof(float));
+	st->ones = AnomalyAllocAligned(CurrentMemoryContext, d * sizeof(float));
+	for (int j = 0; j < d; j++)
+		st->ones[j] = 1.0f;
 	if ((Size) k * d <= NN_ROW_KERNEL_MAX)
 	{
 		/* a row is two small matrix-vector products: no BLAS call per row */
 		st->comp_t = AnomalyAllocAligned(CurrentMemoryContext, (Size) k * d * sizeof(float));
 		st->comp_neg = AnomalyAllocAligned(CurrentMemoryContext, (Size) k * d * sizeof(float));
-		st->zeros = AnomalyAllocAligned(CurrentMemoryContext, Max(d, k) * sizeof(float));
-		memset(st->zeros, 0, Max(d, k) * sizeof(float));
-		st->ones = AnomalyAllocAligned(CurrentMemoryContext, d * sizeof(float));
-		for (int j = 0; j < d; j++)
-			st->ones[j] = 1.0f;
 		for (int i = 0; i < k; i++)
 			for (int j = 0; j < d; j++)
 			{
@@ -341,41 +338,25 @@ PcaProject(const AnomalyModel *model, const float *x, float *work,
 	float	   *c = work;
 	float	   *r = work + ANOMALY_ALIGN_FLOATS(d);
 	float	   *z = work + 2 * ANOMALY_ALIGN_FLOATS(d);
-	double		s = 0.0;
 
-	if (st->comp_t)
-		(void) anomaly_kernels.standardize(x, st->mean, st->ones, c, NULL, d);
-	else
-		for (int j = 0; j < d; j++)
-			c[j] = x[j] - st->mean[j];
+	/* c = x - mean (the standardize kernel with unit scales) */
+	(void) anomaly_kernels.standardize(x, st->mean, st->ones, c, NULL, d);
 	if (st->comp_t)
 		anomaly_kernels.dense_row(st->comp_t, st->zeros, d, k, NN_IDENTITY, c, z);
 	else
 		anomaly_sgemv(CblasRowMajor, CblasNoTrans, k, d, 1.0f, st->components, d, c, 1, 0.0f, z, 1);
-	if (st->comp_t)
-		s = anomaly_kernels.zsumsq(z, st->zeros, st->inv_sd, k);
-	else
-		for (int i = 0; i < k; i++)
-			s += (double) z[i] * z[i] * st->inv_var[i];
-	*t2 = s;
+	*t2 = anomaly_kernels.zsumsq(z, st->zeros, st->inv_sd, k);
 	*q = 0.0;
 	if (k < d)
 	{
-		double		e = 0.0;
-
 		if (st->comp_neg)
-		{
 			anomaly_kernels.dense_row(st->comp_neg, c, k, d, NN_IDENTITY, z, r);
-			e = anomaly_kernels.sqdist(r, st->zeros, d);
-		}
 		else
 		{
 			memcpy(r, c, d * sizeof(float));
 			anomaly_sgemv(CblasRowMajor, CblasTrans, k, d, -1.0f, st->components, d, z, 1, 1.0f, r, 1);
-			for (int j = 0; j < d; j++)
-				e += (double) r[j] * r[j];
 		}
-		*q = e;
+		*q = anomaly_kernels.sqdist(r, st->zeros, d);
 	}
 	*zp = z;
 	*rp = r;
@@ -418,29 +399,16 @@ pca_score_batch(const AnomalyModel *model, int n, const float *X, double *out)
 		/* Z = C V^T (m x k) */
 		anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d,
 					1.0f, C, d, st->components, d, 0.0f, Z, k);
+		/* the sums of the row path, so both give the same score to rounding */
 		for (int i = 0; i < m; i++)
-		{
-			const float *z = Z + (Size) i * k;
-			double		s = 0.0;
-
-			for (int c = 0; c < k; c++)
-				s += (double) z[c] * z[c] * st->inv_var[c];
-			out[start + i] = s;
-		}
+			out[start + i] = anomaly_kernels.zsumsq(Z + (Size) i * k, st->zeros, st->inv_sd, k);
 		if (k < d)
 		{
 			/* C -= Z V: the residuals */
 			anomaly_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, k,
 						-1.0f, Z, k, st->components, d, 1.0f, C, d);
 			for (int i = 0; i < m; i++)
-			{
-				const float *r = C + (Size) i * d;
-				double		e = 0.0;
-
-				for (int j = 0; j < d; j++)
-					e += (double) r[j] * r[j];
-				out[start + i] += e * st->inv_noise;
-			}
+				out[start + i] += anomaly_kernels.sqdist(C + (Size) i * d, st->zeros, d) * st->inv_noise;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
