@@ -110,6 +110,16 @@ _PG_init(void)
 	AnomalyProgressShmemRequest();
 }
 
+/* qsort comparator of doubles, ascending */
+int
+AnomalyCompareDouble(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Kind registry lookups.
  */

@@ -144,6 +144,9 @@ AnomalyAllocAligned(MemoryContext cxt, Size size)
 #define ANOMALY_ALIGN_FLOATS(n) \
 	((Size) TYPEALIGN(ANOMALY_CACHE_LINE / sizeof(float), (Size) (n)))
 
+/* anomaly.c: qsort comparator of doubles, ascending */
+extern int	AnomalyCompareDouble(const void *a, const void *b);
+
 /* anomaly.c: settings */
 extern char *anomaly_default_model;
 

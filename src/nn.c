@@ -739,16 +739,6 @@ NnRowWeights(const double *loss, int B, double trim, int robust, float *w)
 	return B;
 }
 
-/* qsort comparator for doubles */
-static int
-NnCompareDouble(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Mean of loss[0..n-1] without its floor(trim * n) largest values (sorts
  * loss in place).
@@ -761,7 +751,7 @@ NnTrimmedMean(double *loss, int n, double trim)
 
 	if (keep < 1)
 		keep = 1;
-	qsort(loss, n, sizeof(double), NnCompareDouble);
+	qsort(loss, n, sizeof(double), AnomalyCompareDouble);
 	for (int i = 0; i < keep; i++)
 		sum += loss[i];
 	return sum / keep;

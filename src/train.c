@@ -377,16 +377,6 @@ ReaderRun(TrainReader *r, const char *query, const char *what, ReaderBatchHook h
 	error_context_stack = errcb.previous;
 }
 
-/* Sort comparator for doubles */
-static int
-CompareDouble(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Quantile p of sorted values v[0..n-1], linear interpolation (numpy's default). */
 static double
 SortedQuantile(const double *v, int n, double p)
@@ -430,7 +420,7 @@ AnomalyScoreDistribution(AnomalyModel *model, int n, const float *X, double *qua
 	for (int i = 0; i < n; i++)
 		if (isnan(scores[i]))
 			scores[i] = get_float8_infinity();
-	qsort(scores, n, sizeof(double), CompareDouble);
+	qsort(scores, n, sizeof(double), AnomalyCompareDouble);
 	for (int q = 0; q < ANOMALY_N_QUANTILES; q++)
 		quantiles[q] = SortedQuantile(scores, n, (double) q / (ANOMALY_N_QUANTILES - 1));
 	return scores;

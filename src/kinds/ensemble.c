@@ -311,16 +311,6 @@ EnsembleMemberScores(const AnomalyModel *member, int n, const float *X, double *
 	}
 }
 
-/* Sort comparator for doubles */
-static int
-EnsembleCompareDouble(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Quantile p of sorted values, linear interpolation. */
 static double
 EnsembleQuantile(const double *v, int n, double p)
@@ -366,7 +356,7 @@ EnsembleRobustNorm(double *s, int n, double *center, double *scale)
 		*scale = 1.0;
 		return;
 	}
-	qsort(s, k, sizeof(double), EnsembleCompareDouble);
+	qsort(s, k, sizeof(double), AnomalyCompareDouble);
 	med = EnsembleQuantile(s, k, 0.5);
 	sc = (EnsembleQuantile(s, k, 0.75) - EnsembleQuantile(s, k, 0.25)) / 1.349;
 	if (!(sc > 1e-12 * Max(1.0, fabs(med))))
@@ -405,7 +395,7 @@ EnsembleLogShift(const double *s, int n)
 		}
 	if (k > 0)
 	{
-		qsort(tmp, k, sizeof(double), EnsembleCompareDouble);
+		qsort(tmp, k, sizeof(double), AnomalyCompareDouble);
 		med = EnsembleQuantile(tmp, k, 0.5);
 		c = Max(0.01 * (med - lo), 1e-6 * Max(1.0, fabs(med)));
 		c -= lo;

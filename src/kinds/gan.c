@@ -470,16 +470,6 @@ GanFitCodes(const float *Z, int n, int L, const bool *keep, float *zmean, float 
 	pfree(Ri);
 }
 
-/* qsort comparator for doubles */
-static int
-GanCompareDouble(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Code statistics of the n training rows (GanFitCodes); with trim > 0, one
  * concentration step of MCD follows: the share trim of the rows farthest
@@ -506,7 +496,7 @@ GanCodeStats(const NnNet *ge, int n, const float *X, double trim,
 		double		cut;
 
 		memcpy(sorted, t2, (Size) n * sizeof(double));
-		qsort(sorted, n, sizeof(double), GanCompareDouble);
+		qsort(sorted, n, sizeof(double), AnomalyCompareDouble);
 		cut = sorted[h];
 		for (int i = 0; i < n; i++)
 			keep[i] = t2[i] <= cut;
