@@ -96,9 +96,10 @@ _PG_init(void)
 
 	DefineCustomEnumVariable("anomaly.simd",
 							 "Which version of the scoring kernels to use.",
-							 "auto picks the AVX2 version where the CPU has it; generic forces the baseline version.",
+							 "auto uses the widest the CPU has (AVX2+FMA, and AVX-512 for dense layers); "
+							 "avx2 stops at AVX2; generic forces the baseline version.",
 							 &anomaly_simd,
-							 0, simd_options,
+							 ANOMALY_SIMD_AUTO, simd_options,
 							 PGC_USERSET,
 							 0,
 							 NULL, AssignSimd, NULL);
